@@ -1,0 +1,32 @@
+# BlockZoo developer commands. `make run` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+FASHION = /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: run test install datasets lint clean
+
+install: $(VENV)/.installed
+
+# Re-install when the dependency list changes. torch/torchvision are pinned (2.14.1/0.29.1).
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist; best effort, tests skip what is absent.
+datasets:
+	@if [ ! -f $(FASHION) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -q && apt-get install -y -q dataset-fashion-mnist) >/dev/null 2>&1 \
+		|| echo "warning: could not install dataset-fashion-mnist; its tests will be skipped"; \
+	fi
+
+test: install datasets
+	$(BIN)/python -m pytest -q
+
+run: install datasets
+	$(BIN)/blockzoo serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
