@@ -1,0 +1,1 @@
+"""BlockZoo HTTP service: FastAPI app, persistence and job orchestration around ``blockzoo``."""
