@@ -17,7 +17,7 @@ GiB = 1024**3
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BLOCKZOO_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="BLOCKZOO_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(
         default=Path("./data"),

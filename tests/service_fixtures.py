@@ -28,9 +28,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'blockzoo.db'}"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+def _fresh_pg_database() -> Iterator[str]:
     admin = _pg_admin_engine()
     try:
         with admin.connect() as conn:
@@ -49,9 +47,7 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A Redis database other than 0, flushed before and after."""
+def _fresh_redis_db() -> Iterator[str]:
     import redis
 
     db = 1 + secrets.randbelow(15)
@@ -67,3 +63,21 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    yield from _fresh_pg_database()
+
+
+@pytest.fixture(scope="module")
+def pg_url_module() -> Iterator[str]:
+    """Like ``pg_url``, shared by the tests of one module."""
+    yield from _fresh_pg_database()
+
+
+@pytest.fixture(scope="module")
+def redis_url_module() -> Iterator[str]:
+    """A Redis database other than 0 (a random one of 1-15), flushed before and after."""
+    yield from _fresh_redis_db()

@@ -1,0 +1,10 @@
+"""HTTP routers, one per resource, mounted under /v1 (health and readiness at the root)."""
+
+from fastapi import APIRouter
+
+from app.api import cost, jobs, spaces
+
+api_router = APIRouter(prefix="/v1")
+api_router.include_router(spaces.router)
+api_router.include_router(cost.router)
+api_router.include_router(jobs.router)

@@ -1,0 +1,1 @@
+"""Request and response models (pydantic v2), with examples for the OpenAPI page."""

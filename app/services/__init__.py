@@ -1,0 +1,1 @@
+"""Business logic, one module per resource. Services own the transaction: routes never commit."""
