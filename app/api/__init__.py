@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from app.api import cost, jobs, spaces
+from app.api import cost, datasets, jobs, spaces
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(spaces.router)
 api_router.include_router(cost.router)
+api_router.include_router(datasets.router)
 api_router.include_router(jobs.router)
