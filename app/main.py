@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -44,6 +45,29 @@ def _operation_id(route: APIRoute) -> str:
     return route.name  # readable, unique: list_zoos, create_zoo, score_architectures, ...
 
 
+def _install_openapi(app: FastAPI) -> None:
+    """FastAPI documents its own 422 body; ours is the common error shape, so say that instead."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            ours = {"$ref": "#/components/schemas/ErrorResponse"}
+            for item in spec.get("paths", {}).values():
+                for op in item.values():
+                    response = op.get("responses", {}).get("422")
+                    if response:
+                        response["description"] = "Invalid request body or architecture (the message names the stage)."
+                        response["content"] = {"application/json": {"schema": ours}}
+            schemas = spec.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -77,4 +101,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    _install_openapi(app)
     return app

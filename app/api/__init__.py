@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from app.api import cost, datasets, jobs, spaces
+from app.api import cost, datasets, jobs, spaces, zoos
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(spaces.router)
 api_router.include_router(cost.router)
 api_router.include_router(datasets.router)
+api_router.include_router(zoos.router)
 api_router.include_router(jobs.router)

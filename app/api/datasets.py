@@ -29,9 +29,11 @@ _UPLOAD_BODY = {
                 "properties": {
                     "file": {"type": "string", "format": "binary",
                              "description": "NPZ, IDX archive, ImageFolder .zip/.tar.gz, or CIFAR-10/100 binary .tar.gz."},
-                    "name": {"type": "string", "description": "Display name (default: from the file name)."},
+                    "name": {"type": "string", "description": "Display name (default: from the file name).",
+                             "examples": ["mnist-subset"]},
                     "format": {"type": "string", "enum": ["npz", "idx", "imagefolder", "cifar-10", "cifar-100"],
-                               "description": "Force a reader instead of detecting the format."},
+                               "description": "Force a reader instead of detecting the format.",
+                               "examples": ["npz"]},
                 },
             },
             "encoding": {"file": {"contentType": "application/octet-stream"}},

@@ -31,3 +31,9 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobAccepted(BaseModel):
+    """Not done within `wait`: poll `GET /v1/jobs/{id}` (also in the Location header)."""
+
+    job: JobOut

@@ -1,0 +1,105 @@
+"""Zoos, and what a zoo answers: scores and the weights of assembled architectures."""
+
+from __future__ import annotations
+
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.responses import FileResponse, JSONResponse
+
+from app.api.deps import OwnerDep, RuntimeDep, SessionDep
+from app.repositories import zoos as zoos_repo
+from app.repositories.common import paginate
+from app.schemas.common import Page, errors
+from app.schemas.jobs import JobAccepted, JobOut
+from app.schemas.scores import ScoreRequest, ScoreResult
+from app.schemas.zoos import ZooCreate, ZooCreated, ZooOut
+from app.services import exports as exports_service
+from app.services import scores as scores_service
+from app.services import zoos as zoos_service
+
+router = APIRouter(prefix="/zoos", tags=["zoos"])
+
+ZooId = Annotated[str, Path(examples=["zoo_5f0c1e9a2b7d4c31a8e6"])]
+ArchId = Annotated[str, Path(examples=["d42314-e6642.a8.442.6.888a"], description="Canonical architecture id.")]
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ZooCreated, responses=errors(401, 404, 422))
+def create_zoo(owner: OwnerDep, session: SessionDep, body: ZooCreate) -> ZooCreated:
+    """Create a zoo: a `build_zoo` job trains the reference and, for `eager`, distils every block.
+
+    A `lazy` zoo is ready once its reference is trained; blocks are distilled the first time an
+    architecture needs them. Poll the returned job.
+    """
+    zoo, job = zoos_service.create(session, owner, body)
+    return ZooCreated(zoo=ZooOut(**zoos_service.view(session, zoo)), job=JobOut.model_validate(job))
+
+
+@router.get("", response_model=Page[ZooOut], responses=errors(401))
+def list_zoos(
+    owner: OwnerDep, session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[ZooOut]:
+    """Your zoos, newest first."""
+    items, total = paginate(session, zoos_repo.list_for_owner(owner.id), limit, offset)
+    return Page(items=[ZooOut(**zoos_service.view(session, z)) for z in items], total=total, limit=limit,
+                offset=offset)
+
+
+@router.get("/{zoo_id}", response_model=ZooOut, responses=errors(401, 404))
+def get_zoo(owner: OwnerDep, session: SessionDep, zoo_id: ZooId) -> ZooOut:
+    """One zoo: state (building|ready|failed), recipes, reference, blocks stored."""
+    return ZooOut(**zoos_service.view(session, zoos_service.get(session, owner, zoo_id)))
+
+
+@router.delete("/{zoo_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               responses=errors(401, 404, 409))
+def delete_zoo(owner: OwnerDep, session: SessionDep, runtime: RuntimeDep, zoo_id: ZooId) -> Response:
+    """Delete a zoo, its blocks, scores and files (409 while it has unfinished jobs)."""
+    zoos_service.delete(session, runtime, owner, zoo_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{zoo_id}/scores", response_model=ScoreResult, tags=["scores"],
+             responses={202: {"model": JobAccepted, "description": "Still computing: poll the job."},
+                        **errors(401, 404, 409, 422)})
+def score_architectures(owner: OwnerDep, session: SessionDep, runtime: RuntimeDep, zoo_id: ZooId,
+                        body: ScoreRequest) -> ScoreResult | JSONResponse:
+    """Proxy accuracy, MACs and params (and requested metrics) per architecture.
+
+    Missing blocks are distilled on demand (lazy zoo). Answers 200 when done within `wait`
+    seconds, else 202 with a job whose `result`, once succeeded, is this same body. Scores are
+    cached per (zoo, architecture, metric): asking again is instant.
+    """
+    code, outcome = scores_service.score(session, runtime, owner, zoo_id, body)
+    if code == 200:
+        return ScoreResult.model_validate(outcome)
+    job = JobOut.model_validate(outcome)
+    return JSONResponse(JobAccepted(job=job).model_dump(mode="json"), status_code=202,
+                        headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("/{zoo_id}/architectures/{arch_id}/weights", tags=["zoos"], response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}},
+                             "description": "safetensors of the assembled model (load into build_network)."},
+                       202: {"model": JobAccepted, "description": "Still exporting: poll the job."},
+                       **errors(401, 404, 409, 422)})
+def download_weights(owner: OwnerDep, session: SessionDep, runtime: RuntimeDep, zoo_id: ZooId, arch_id: ArchId,
+                     wait: Annotated[float, Query(ge=0, description="Seconds to wait for the export.")] = 30.0,
+                     ) -> Response:
+    """The assembled architecture's weights (reference prefix and head, distilled blocks, recalibrated BN).
+
+    The file is a safetensors state dict of `blockzoo.build_network(space, arch, in_channels,
+    num_classes)`; its metadata holds the space, architecture, in_channels and num_classes.
+    """
+    zoo, canonical, outcome = exports_service.weights(session, runtime, owner, zoo_id, arch_id, wait)
+    if isinstance(outcome, FilePath):
+        return FileResponse(outcome, media_type="application/octet-stream", filename=f"{canonical}.safetensors",
+                            headers={"X-BlockZoo-Space": zoo.space_name, "X-BlockZoo-Arch": canonical,
+                                     "X-BlockZoo-In-Channels": str(zoo.in_channels),
+                                     "X-BlockZoo-Num-Classes": str(zoo.num_classes)})
+    job = JobOut.model_validate(outcome)
+    return JSONResponse(JobAccepted(job=job).model_dump(mode="json"), status_code=202,
+                        headers={"Location": f"/v1/jobs/{job.id}"})

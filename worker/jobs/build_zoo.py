@@ -1,0 +1,81 @@
+"""``build_zoo``: train the reference, create the zoo directory, and (eager) distil every block.
+
+Resumable: a zoo directory that already has its manifest skips reference training, and an
+eager build distils only the blocks not stored yet (each block is persisted as it finishes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.db.models import Dataset
+from app.repositories import zoos as zoos_repo
+from app.services.zoos import space_of
+from worker.context import JobContext
+from worker.jobs.common import load_zoo_row, record_blocks, scaled
+from worker.registry import job_kind
+
+
+def _mark_failed(ctx: JobContext, error: str) -> None:
+    with ctx.session() as session:
+        zoo = zoos_repo.get(session, ctx.zoo_id or "")
+        if zoo is not None and zoo.state == "building":
+            zoo.state, zoo.error = "failed", error[:2000]
+            session.commit()
+
+
+@job_kind("build_zoo", on_failure=_mark_failed)
+def build_zoo(ctx: JobContext) -> dict[str, Any]:
+    from blockzoo.zoo import BlockZoo
+
+    zoo_row = load_zoo_row(ctx)
+    zoo_dir = ctx.storage.resolve(zoo_row.path)
+    eager = zoo_row.build == "eager"
+    reference_share = 0.3 if eager else 1.0
+    if (zoo_dir / "manifest.json").is_file():
+        zoo = BlockZoo.open(zoo_dir)  # resumed after the reference was trained
+    else:
+        zoo, metrics = _train_reference_and_create(ctx, zoo_row, zoo_dir, reference_share)
+        with ctx.session() as session:
+            row = zoos_repo.get(session, zoo_row.id)
+            assert row is not None
+            row.reference_hash = zoo.manifest["reference"]["sha256"]
+            row.reference_metrics = metrics
+            session.commit()
+
+    distilled = 0
+    if eager:
+        distilled = zoo.build_eager(progress=scaled(ctx, reference_share, 1.0), should_stop=ctx.should_stop)
+        record_blocks(ctx, zoo_row, zoo)
+    with ctx.session() as session:
+        row = zoos_repo.get(session, zoo_row.id)
+        assert row is not None
+        row.state, row.error = "ready", None
+        row.reference_hash = zoo.manifest["reference"]["sha256"]
+        session.commit()
+    return {"zoo_id": zoo_row.id, "reference_hash": zoo.manifest["reference"]["sha256"],
+            "blocks_distilled": distilled}
+
+
+def _train_reference_and_create(ctx: JobContext, zoo_row: Any, zoo_dir: Any, share: float) -> tuple[Any, dict]:
+    from blockzoo.data import open_store
+    from blockzoo.distill import DistillRecipe
+    from blockzoo.reference import ReferenceRecipe, train_reference
+    from blockzoo.zoo import BlockZoo
+
+    with ctx.session() as session:
+        dataset = session.get(Dataset, zoo_row.dataset_id)
+        if dataset is None:
+            raise LookupError(f"dataset {zoo_row.dataset_id!r} no longer exists")
+        store_path = ctx.storage.resolve(dataset.path)
+    store = open_store(store_path)
+    space = space_of(zoo_row)
+    zoo_dir.mkdir(parents=True, exist_ok=True)
+    result = train_reference(space, store, ReferenceRecipe(**zoo_row.reference_recipe),
+                             zoo_dir / "reference.safetensors",
+                             progress=scaled(ctx, 0.0, share * 0.95), should_stop=ctx.should_stop)
+    ctx.progress(share * 0.95, "selecting the KD batches")
+    zoo = BlockZoo.create(zoo_dir, space, store, zoo_dir / "reference.safetensors",
+                          DistillRecipe.from_dict(zoo_row.distill_recipe))
+    metrics = result.to_dict() if hasattr(result, "to_dict") else {}
+    return zoo, metrics
