@@ -1,0 +1,309 @@
+"""The block zoo: every candidate block of every stage, remapped and distilled, on disk.
+
+A zoo directory is self-contained (the dataset store is not needed after creation)::
+
+    manifest.json             space, recipe, seeds, dataset hash, reference hash, normalisation
+    reference.safetensors     the trained reference network
+    kd_batches.safetensors    the T KD batches (+ held-out batches): inputs and labels
+    blocks/s<m>/<code>.safetensors   one distilled candidate block; metadata = its KD stats
+
+Blocks are built eagerly (:meth:`BlockZoo.build_eager`, all ``M x N``) or lazily
+(:meth:`BlockZoo.ensure_blocks`, only those an architecture needs and the zoo lacks). Each
+block file is written atomically (temp file + rename) as soon as its chunk is done, so a
+killed job loses at most the chunk in flight, and concurrent workers never see half a file.
+Same seed + same batches ⇒ bit-identical blocks, whichever way they were built.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .distill import DistillRecipe, DistillStats, StageTeacher, distill_blocks, teacher_features
+from .nets import Network, build_block, build_network, init_weights
+from .progress import ProgressFn, StopFn, check_stop, report
+from .remap import remap_block, reorder_channels
+from .space import Architecture, SearchSpace, block_code
+
+MANIFEST_VERSION = 1
+BlockKey = tuple[int, tuple[int, ...]]  # (stage index, expansion ratios)
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write a safetensors file so that readers see either nothing or the whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_network(net: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> str:
+    atomic_save(net.state_dict(), path, metadata)
+    return file_sha256(path)
+
+
+def load_network(space: SearchSpace, arch: Architecture, in_channels: int, num_classes: int,
+                 path: Path) -> Network:
+    net = build_network(space, arch, in_channels, num_classes)
+    net.load_state_dict(load_file(str(path)))
+    return net
+
+
+@dataclass
+class KDData:
+    """The fixed KD batches (normalised inputs, labels) and held-out batches, all from the training split."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    heldout_inputs: torch.Tensor
+    heldout_labels: torch.Tensor
+    batch_size: int
+
+    def batches(self) -> list[torch.Tensor]:
+        return list(self.inputs.split(self.batch_size))
+
+    def label_batches(self) -> list[torch.Tensor]:
+        return list(self.labels.split(self.batch_size))
+
+    def heldout_batches(self) -> list[torch.Tensor]:
+        return list(self.heldout_inputs.split(self.batch_size))
+
+    def heldout_label_batches(self) -> list[torch.Tensor]:
+        return list(self.heldout_labels.split(self.batch_size))
+
+    @classmethod
+    def select(cls, x: torch.Tensor, y: torch.Tensor, recipe: DistillRecipe) -> "KDData":
+        """Draw T KD batches and the held-out batches from training tensors, seeded by the recipe."""
+        needed = (recipe.batches + recipe.heldout_batches) * recipe.batch_size
+        if needed > len(x):
+            raise ValueError(
+                f"the recipe needs {needed} training images ({recipe.batches} KD + "
+                f"{recipe.heldout_batches} held-out batches of {recipe.batch_size}) but the dataset "
+                f"has {len(x)}; lower batches or batch_size"
+            )
+        generator = torch.Generator().manual_seed(recipe.seed)
+        order = torch.randperm(len(x), generator=generator)[:needed]
+        kd, held = order[:recipe.batches * recipe.batch_size], order[recipe.batches * recipe.batch_size:]
+        return cls(x[kd].contiguous(), y[kd].contiguous(), x[held].contiguous(), y[held].contiguous(),
+                   recipe.batch_size)
+
+    def save(self, path: Path) -> None:
+        atomic_save({"inputs": self.inputs, "labels": self.labels, "heldout_inputs": self.heldout_inputs,
+                     "heldout_labels": self.heldout_labels}, path, {"batch_size": str(self.batch_size)})
+
+    @classmethod
+    def load(cls, path: Path) -> "KDData":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as fh:
+            batch_size = int(fh.metadata()["batch_size"])
+        t = load_file(str(path))
+        return cls(t["inputs"], t["labels"], t["heldout_inputs"], t["heldout_labels"], batch_size)
+
+
+class BlockZoo:
+    """A persisted block zoo (see module docstring). Open with :meth:`open`, make with :meth:`create`."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = Path(root)
+        self.manifest = manifest
+        self.space = SearchSpace.from_dict(manifest["space"])
+        self.recipe = DistillRecipe.from_dict(manifest["recipe"])
+        self.in_channels: int = manifest["in_channels"]
+        self.num_classes: int = manifest["num_classes"]
+        self._reference: Optional[Network] = None
+        self._kd: Optional[KDData] = None
+        self._teachers: Optional[list[StageTeacher]] = None
+        self._heldout_teachers: Optional[list[StageTeacher]] = None
+        self._block_cache: OrderedDict[BlockKey, nn.Sequential] = OrderedDict()
+        self.block_cache_size = 2048
+        self.distilled_count = 0  # blocks distilled by this instance (lazy builds count here)
+
+    # --- creation and opening ----------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path | str, space: SearchSpace, reference: Network, kd_data: KDData,
+               recipe: DistillRecipe, *, in_channels: int, num_classes: int,
+               dataset_hash: str = "", normalization: dict[str, list[float]] | None = None,
+               class_names: list[str] | None = None, reference_recipe: dict[str, Any] | None = None,
+               ) -> "BlockZoo":
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        reference_hash = save_network(reference, root / "reference.safetensors",
+                                      {"arch": space.reference.id})
+        kd_data.save(root / "kd_batches.safetensors")
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "space": space.to_dict(),
+            "recipe": recipe.to_dict(),
+            "in_channels": in_channels,
+            "num_classes": num_classes,
+            "class_names": class_names or [str(i) for i in range(num_classes)],
+            "dataset_hash": dataset_hash,
+            "normalization": normalization or {},
+            "reference": {"file": "reference.safetensors", "sha256": reference_hash,
+                          "arch": space.reference.id, "recipe": reference_recipe or {}},
+            "kd_batches": {"file": "kd_batches.safetensors",
+                           "sha256": file_sha256(root / "kd_batches.safetensors")},
+        }
+        atomic_write_text(json.dumps(manifest, indent=2), root / "manifest.json")
+        return cls(root, manifest)
+
+    @classmethod
+    def open(cls, root: Path | str) -> "BlockZoo":
+        root = Path(root)
+        path = root / "manifest.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no block zoo at {root} (manifest.json missing)")
+        manifest = json.loads(path.read_text())
+        if manifest.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"unsupported zoo manifest version {manifest.get('version')}")
+        return cls(root, manifest)
+
+    # --- reference and teacher features ------------------------------------------------
+    @property
+    def reference(self) -> Network:
+        """The reference network with channels in the recipe's remap order (eval mode)."""
+        if self._reference is None:
+            net = load_network(self.space, self.space.reference, self.in_channels, self.num_classes,
+                               self.root / "reference.safetensors")
+            self._reference = reorder_channels(net, self.recipe.remap_order).eval()
+        return self._reference
+
+    @property
+    def kd_data(self) -> KDData:
+        if self._kd is None:
+            self._kd = KDData.load(self.root / "kd_batches.safetensors")
+        return self._kd
+
+    def teacher(self, stage: int) -> StageTeacher:
+        if self._teachers is None:
+            self._teachers = teacher_features(self.reference, self.kd_data.batches())
+        return self._teachers[stage]
+
+    def heldout_teacher(self, stage: int) -> StageTeacher:
+        if self._heldout_teachers is None:
+            self._heldout_teachers = teacher_features(self.reference, self.kd_data.heldout_batches())
+        return self._heldout_teachers[stage]
+
+    # --- blocks --------------------------------------------------------------------------
+    def block_path(self, stage: int, expand: tuple[int, ...]) -> Path:
+        return self.root / "blocks" / f"s{stage + 1}" / f"{block_code(expand)}.safetensors"
+
+    def has_block(self, stage: int, expand: tuple[int, ...]) -> bool:
+        return self.block_path(stage, expand).is_file()
+
+    def stored_blocks(self) -> int:
+        return sum(1 for _ in (self.root / "blocks").glob("s*/*.safetensors"))
+
+    def block_stats(self, stage: int, expand: tuple[int, ...]) -> DistillStats:
+        from safetensors import safe_open
+
+        with safe_open(str(self.block_path(stage, expand)), "pt") as fh:
+            return DistillStats.from_metadata(fh.metadata())
+
+    def load_block(self, stage: int, expand: tuple[int, ...]) -> nn.Sequential:
+        """A distilled block (cached in memory; callers must not train it)."""
+        key = (stage, tuple(expand))
+        if key in self._block_cache:
+            self._block_cache.move_to_end(key)
+            return self._block_cache[key]
+        block = build_block(self.space, stage, expand)
+        block.load_state_dict(load_file(str(self.block_path(stage, expand))))
+        self._block_cache[key] = block
+        while len(self._block_cache) > self.block_cache_size:
+            self._block_cache.popitem(last=False)
+        return block
+
+    def initial_block(self, stage: int, expand: tuple[int, ...]) -> nn.Sequential:
+        """A block before KD: PR weights, or a seeded random init for the KD-only ablation."""
+        if self.recipe.init == "remap":
+            return remap_block(self.space, stage, expand, self.reference.stages[stage])
+        # crc32, not hash(): str hashes change between processes and blocks must not.
+        seed = self.recipe.seed * 1_000_003 + stage * 10_007 + zlib.crc32(block_code(expand).encode())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            block = build_block(self.space, stage, expand)
+            init_weights(block)
+        return block
+
+    def missing_blocks(self, archs: Iterable[Architecture]) -> dict[int, list[tuple[int, ...]]]:
+        missing: dict[int, list[tuple[int, ...]]] = {}
+        for arch in archs:
+            arch = self.space.parse(arch)
+            for m, expand in enumerate(arch.expand):
+                if not self.has_block(m, expand) and expand not in missing.setdefault(m, []):
+                    missing[m].append(expand)
+        return {m: sorted(v) for m, v in missing.items() if v}
+
+    def distill(self, wanted: dict[int, list[tuple[int, ...]]], progress: Optional[ProgressFn] = None,
+                should_stop: Optional[StopFn] = None) -> int:
+        """Distil the given blocks per stage, persisting each chunk before the next; returns the count."""
+        total = sum(len(v) for v in wanted.values())
+        done = 0
+        for stage, expands in sorted(wanted.items()):
+            blocks = {expand: self.initial_block(stage, expand) for expand in expands}
+
+            def persist(chunk: dict, stage: int = stage, blocks: dict = blocks) -> None:
+                nonlocal done
+                for expand, stats in chunk.items():
+                    atomic_save(blocks[expand].state_dict(), self.block_path(stage, expand), stats.to_metadata())
+                    self._block_cache.pop((stage, expand), None)
+                done += len(chunk)
+                self.distilled_count += len(chunk)
+                report(progress, done / max(total, 1), f"distilled {done}/{total} blocks (stage {stage + 1})")
+
+            check_stop(should_stop)
+            distill_blocks(blocks, self.teacher(stage), self.recipe, should_stop, on_chunk_done=persist)
+        return done
+
+    def ensure_blocks(self, archs: Iterable[Architecture], progress: Optional[ProgressFn] = None,
+                      should_stop: Optional[StopFn] = None) -> int:
+        """Lazy build: distil only the blocks ``archs`` need that the zoo lacks; returns the count."""
+        return self.distill(self.missing_blocks(archs), progress, should_stop)
+
+    def build_eager(self, progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> int:
+        """Distil every candidate block of every stage that is not stored yet (resumable)."""
+        wanted = {
+            m: [e for e in self.space.stage_blocks(m) if not self.has_block(m, e)]
+            for m in range(self.space.num_stages)
+        }
+        return self.distill({m: v for m, v in wanted.items() if v}, progress, should_stop)
+
+    def assemble(self, arch: Architecture) -> Network:
+        """A fresh candidate network: reference prefix and head, zoo blocks (copies, trainable)."""
+        arch = self.space.parse(arch)
+        self.ensure_blocks([arch])
+        stages = [copy.deepcopy(self.load_block(m, e)) for m, e in enumerate(arch.expand)]
+        return Network(copy.deepcopy(self.reference.prefix), stages, copy.deepcopy(self.reference.head))
