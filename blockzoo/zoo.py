@@ -25,7 +25,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -36,6 +36,9 @@ from .nets import Network, build_block, build_network, init_weights
 from .progress import ProgressFn, StopFn, check_stop, report
 from .remap import remap_block, reorder_channels
 from .space import Architecture, SearchSpace, block_code
+
+if TYPE_CHECKING:
+    from .data import DatasetStore
 
 MANIFEST_VERSION = 1
 BlockKey = tuple[int, tuple[int, ...]]  # (stage index, expansion ratios)
@@ -153,7 +156,25 @@ class BlockZoo:
 
     # --- creation and opening ----------------------------------------------------------
     @classmethod
-    def create(cls, root: Path | str, space: SearchSpace, reference: Network, kd_data: KDData,
+    def create(cls, root: Path | str, space: SearchSpace, store: "DatasetStore", reference_path: Path | str,
+               recipe: DistillRecipe, *, reference_recipe: dict[str, Any] | None = None) -> "BlockZoo":
+        """A new zoo for ``store``: loads the trained reference, draws the KD batches, writes the manifest."""
+        from .data import channel_stats, to_tensor_split
+
+        x, y = to_tensor_split(store, "train", space.input_size)
+        in_channels, num_classes = x.shape[1], store.num_classes
+        reference = load_network(space, space.reference, in_channels, num_classes, Path(reference_path))
+        mean, std = channel_stats(store)
+        return cls.create_from_parts(
+            root, space, reference, KDData.select(x, y, recipe), recipe,
+            in_channels=in_channels, num_classes=num_classes,
+            dataset_hash=store.meta.get("content_hash", ""),
+            normalization={"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+            class_names=list(store.class_names), reference_recipe=reference_recipe,
+        )
+
+    @classmethod
+    def create_from_parts(cls, root: Path | str, space: SearchSpace, reference: Network, kd_data: KDData,
                recipe: DistillRecipe, *, in_channels: int, num_classes: int,
                dataset_hash: str = "", normalization: dict[str, list[float]] | None = None,
                class_names: list[str] | None = None, reference_recipe: dict[str, Any] | None = None,

@@ -1,0 +1,79 @@
+"""Training the reference network: the largest architecture of the space (paper §3).
+
+The reference is trained once per (dataset, space, recipe) on the dataset's training split
+with :class:`blockzoo.training.TrainRecipe` and saved as safetensors; its test accuracy is
+measured on the test split. A user may instead bring their own reference weights
+(:func:`load_reference`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .data import DatasetStore, to_tensor_split
+from .nets import Network, build_network
+from .progress import ProgressFn, StopFn
+from .space import SearchSpace
+from .training import TrainRecipe, default_device, train_network
+from .zoo import file_sha256, load_network, save_network
+
+# Keep as the default: it finishes ≤10 minutes for mbv3-tiny on 10k Fashion-MNIST images, 2 CPU cores.
+ReferenceRecipe = TrainRecipe
+
+
+@dataclass(frozen=True)
+class ReferenceResult:
+    path: Path
+    sha256: str
+    test_accuracy: float
+    train_accuracy: float
+    steps: int
+    seconds: float
+    in_channels: int
+    num_classes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "sha256": self.sha256, "test_accuracy": self.test_accuracy,
+                "train_accuracy": self.train_accuracy, "steps": self.steps, "seconds": self.seconds,
+                "in_channels": self.in_channels, "num_classes": self.num_classes}
+
+
+def train_reference(space: SearchSpace, store: DatasetStore, recipe: TrainRecipe, out_path: Path | str, *,
+                    device: Optional[torch.device] = None, progress: Optional[ProgressFn] = None,
+                    should_stop: Optional[StopFn] = None) -> ReferenceResult:
+    """Train the space's reference on ``store`` and write it to ``out_path`` (safetensors).
+
+    A checkpoint next to ``out_path`` makes a killed run resume where it stopped.
+    """
+    out_path = Path(out_path)
+    device = device or default_device()
+    x_train, y_train = to_tensor_split(store, "train", space.input_size)
+    x_test, y_test = to_tensor_split(store, "test", space.input_size)
+    in_channels, num_classes = x_train.shape[1], store.num_classes
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        net = build_network(space, space.reference, in_channels, num_classes)
+    checkpoint = out_path.with_name(out_path.stem + ".checkpoint.pt")
+    result = train_network(net, x_train, y_train, recipe, x_test=x_test, y_test=y_test,
+                           checkpoint=checkpoint, device=device, progress=progress, should_stop=should_stop)
+    net.cpu()
+    meta = {"arch": space.reference.id, "space": space.name, "test_accuracy": repr(result.test_accuracy),
+            "recipe": json.dumps(recipe.to_dict()), "dataset_hash": store.meta.get("content_hash", "")}
+    sha = save_network(net, out_path, meta)
+    checkpoint.unlink(missing_ok=True)
+    return ReferenceResult(out_path, sha, result.test_accuracy, result.train_accuracy, result.steps,
+                           result.seconds, in_channels, num_classes)
+
+
+def load_reference(space: SearchSpace, path: Path | str, in_channels: int, num_classes: int) -> Network:
+    """The reference network from a safetensors file (ours or a user's, same key names)."""
+    return load_network(space, space.reference, in_channels, num_classes, Path(path))
+
+
+def reference_sha256(path: Path | str) -> str:
+    return file_sha256(Path(path))
