@@ -29,6 +29,7 @@ def create(session: Session, owner: Owner, body: ZooCreate) -> tuple[Zoo, Job]:
         distill_recipe=body.distill.model_dump(exclude_none=True), state="building", path=f"zoos/{zoo_id}",
         in_channels=int(dataset.image_shape[2]), num_classes=dataset.num_classes,
     ))
+    session.flush()  # the zoo row first: the job references it
     job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={}, zoo_id=zoo_id)
     session.commit()  # the build job is enqueued now, after the zoo row is visible
     return zoo, job
