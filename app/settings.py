@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         default=8 * GiB, gt=0, description="Largest decoded dataset an upload may expand to (archives)."
     )
     local_workers: int = Field(default=1, ge=1, description="Threads of the local job backend.")
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads torch uses for jobs (default: torch's, one per core); "
+        "1 avoids thread over-subscription when jobs share the CPU with other work.",
+    )
     max_wait_s: float = Field(default=60.0, ge=0, description="Upper bound of the `wait` request field.")
     job_time_limit_s: int = Field(
         default=6 * 3600, gt=0, description="Longest job; the broker visibility timeout is set above it."

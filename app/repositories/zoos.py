@@ -85,7 +85,8 @@ def upsert_blocks(session: Session, zoo_id: str, blocks: Iterable[dict[str, Any]
 
 
 def stored_block_keys(session: Session, zoo_id: str) -> set[tuple[int, str]]:
-    return set(session.execute(select(Block.stage, Block.block).where(Block.zoo_id == zoo_id)).tuples())
+    return {(stage, block) for stage, block in session.execute(
+        select(Block.stage, Block.block).where(Block.zoo_id == zoo_id))}
 
 
 def delete(session: Session, zoo: Zoo) -> None:

@@ -15,15 +15,16 @@ class ReferenceRecipeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"epochs": 1, "batch_size": 64, "lr": 0.05}]})
 
-    epochs: int | None = Field(default=None, ge=1, le=1000)
-    batch_size: int | None = Field(default=None, ge=1, le=4096)
-    lr: float | None = Field(default=None, gt=0, le=10)
+    epochs: float | None = Field(default=None, gt=0, le=1000, description="Passes over the training split.")
+    batch_size: int | None = Field(default=None, ge=1, le=8192)
+    lr: float | None = Field(default=None, gt=0, le=10, description="For batch_size 128; scaled linearly.")
     momentum: float | None = Field(default=None, ge=0, lt=1)
     weight_decay: float | None = Field(default=None, ge=0)
     label_smoothing: float | None = Field(default=None, ge=0, lt=1)
-    augment: bool | None = Field(default=None, description="Random crop and flip.")
+    warmup_epochs: float | None = Field(default=None, ge=0)
+    augment: bool | None = Field(default=None, description="Random crop (pad 2).")
+    flip: bool | None = Field(default=None, description="Random horizontal flip (turn off for digits/text).")
     seed: int | None = None
-    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps (quick runs).")
 
 
 class DistillRecipeIn(BaseModel):

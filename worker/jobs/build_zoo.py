@@ -12,7 +12,7 @@ from app.db.models import Dataset
 from app.repositories import zoos as zoos_repo
 from app.services.zoos import space_of
 from worker.context import JobContext
-from worker.jobs.common import load_zoo_row, record_blocks, scaled
+from worker.jobs.common import load_zoo_row, record_blocks, scaled, setup_torch
 from worker.registry import job_kind
 
 
@@ -28,6 +28,7 @@ def _mark_failed(ctx: JobContext, error: str) -> None:
 def build_zoo(ctx: JobContext) -> dict[str, Any]:
     from blockzoo.zoo import BlockZoo
 
+    setup_torch(ctx)
     zoo_row = load_zoo_row(ctx)
     zoo_dir = ctx.storage.resolve(zoo_row.path)
     eager = zoo_row.build == "eager"
@@ -71,11 +72,12 @@ def _train_reference_and_create(ctx: JobContext, zoo_row: Any, zoo_dir: Any, sha
     store = open_store(store_path)
     space = space_of(zoo_row)
     zoo_dir.mkdir(parents=True, exist_ok=True)
-    result = train_reference(space, store, ReferenceRecipe(**zoo_row.reference_recipe),
+    recipe = ReferenceRecipe.from_dict(zoo_row.reference_recipe)
+    result = train_reference(space, store, recipe,
                              zoo_dir / "reference.safetensors",
                              progress=scaled(ctx, 0.0, share * 0.95), should_stop=ctx.should_stop)
     ctx.progress(share * 0.95, "selecting the KD batches")
     zoo = BlockZoo.create(zoo_dir, space, store, zoo_dir / "reference.safetensors",
-                          DistillRecipe.from_dict(zoo_row.distill_recipe))
-    metrics = result.to_dict() if hasattr(result, "to_dict") else {}
+                          DistillRecipe.from_dict(zoo_row.distill_recipe), reference_recipe=recipe.to_dict())
+    metrics = {k: v for k, v in result.to_dict().items() if k != "path"}
     return zoo, metrics

@@ -15,6 +15,16 @@ if TYPE_CHECKING:
     from blockzoo.zoo import BlockZoo
 
 
+def setup_torch(ctx: JobContext) -> None:
+    """Apply the thread setting before the first torch op of a job (process-wide, idempotent)."""
+    threads = ctx.runtime.settings.torch_threads
+    if threads:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 def load_zoo_row(ctx: JobContext) -> Zoo:
     with ctx.session() as session:
         zoo = zoos_repo.get(session, ctx.zoo_id or "")
@@ -27,6 +37,7 @@ def load_zoo_row(ctx: JobContext) -> Zoo:
 def open_zoo(ctx: JobContext, zoo: Zoo) -> BlockZoo:
     from blockzoo.zoo import BlockZoo
 
+    setup_torch(ctx)
     return BlockZoo.open(ctx.storage.resolve(zoo.path))
 
 
