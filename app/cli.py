@@ -45,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin chatter is not news
     runtime = Runtime(settings)
     try:
         if settings.auto_migrate:
@@ -98,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
     return run_demo(url=args.url, api_key=args.api_key, dataset=args.dataset, count=args.count,
-                    max_macs=args.max_macs, seed=args.seed)
+                    max_macs=args.max_macs, seed=args.seed, epochs=args.epochs, kd_batches=args.kd_batches)
 
 
 def add_service_commands(sub: Any) -> None:
@@ -128,6 +129,8 @@ def add_service_commands(sub: Any) -> None:
     p.add_argument("--count", type=int, default=5, help="architectures to score")
     p.add_argument("--max-macs", type=int, default=None, help="MACs budget (default: the median of the scored)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=float, default=2, help="reference training epochs (default 2)")
+    p.add_argument("--kd-batches", type=int, default=10, help="KD batches T per block (default 10)")
     p.set_defaults(func=cmd_demo)
 
 

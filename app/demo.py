@@ -66,7 +66,7 @@ def _table(rows: list[dict[str, Any]], best: str | None, budget: int) -> str:
 
 
 def run_demo(url: str, api_key: str | None, dataset: str | None = None, count: int = 5,
-             max_macs: int | None = None, seed: int = 0) -> int:
+             max_macs: int | None = None, seed: int = 0, epochs: float = 2, kd_batches: int = 10) -> int:
     api_key = api_key or os.environ.get("BLOCKZOO_API_KEY")
     if not api_key:
         print("no API key: pass --api-key or set BLOCKZOO_API_KEY (`blockzoo create-key` makes one)", file=sys.stderr)
@@ -74,7 +74,9 @@ def run_demo(url: str, api_key: str | None, dataset: str | None = None, count: i
     headers = {"Authorization": f"Bearer {api_key}"}
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=180) as client:
-            return _demo(client, dataset, count, max_macs, seed)
+            recipe = {**DEMO_RECIPE, "reference": {**DEMO_RECIPE["reference"], "epochs": epochs},
+                      "distill": {**DEMO_RECIPE["distill"], "batches": kd_batches}}
+            return _demo(client, dataset, count, max_macs, seed, recipe)
     except httpx.HTTPError as exc:
         print(f"cannot talk to {url}: {exc}; is `blockzoo serve` running?", file=sys.stderr)
     except DemoError as exc:
@@ -82,13 +84,16 @@ def run_demo(url: str, api_key: str | None, dataset: str | None = None, count: i
     return 1
 
 
-def _demo(client: httpx.Client, dataset: str | None, count: int, max_macs: int | None, seed: int) -> int:
+def _demo(client: httpx.Client, dataset: str | None, count: int, max_macs: int | None, seed: int,
+          recipe: dict[str, Any]) -> int:
     _check(client.get("/ready"), 200)
     print(f"1. Importing a dataset on {client.base_url}")
     candidates = [dataset] if dataset else ["fashion-mnist", "digits"]
     ds = None
     for name in candidates:
         options = {"train_limit": 5000} if name == "fashion-mnist" else {}
+        if name == "digits":
+            recipe["reference"] = {**recipe["reference"], "flip": False}  # mirrored digits are other digits
         r = client.post("/v1/datasets/builtin", json={"name": name, "options": options})
         if r.status_code == 201:
             ds = r.json()
@@ -100,7 +105,7 @@ def _demo(client: httpx.Client, dataset: str | None, count: int, max_macs: int |
           f"{ds['num_classes']} classes, {ds['image_shape']} (id {ds['id']})")
 
     print("2. Building a lazy mbv3-tiny zoo (trains the reference; blocks are distilled on demand)")
-    created = _check(client.post("/v1/zoos", json={"dataset_id": ds["id"], **DEMO_RECIPE}), 202)
+    created = _check(client.post("/v1/zoos", json={"dataset_id": ds["id"], **recipe}), 202)
     _poll(client, created["job"]["id"], "build")
     zoo_id = created["zoo"]["id"]
 

@@ -57,6 +57,14 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             stop_process(worker)
 
 
+def test_ready_reports_database_and_backend(stack: Stack) -> None:
+    with stack.server.client() as c:
+        ready = c.get("/ready").json()
+    backend = stack.server.settings.job_backend
+    assert ready == {"status": "ready", "job_backend": backend,
+                     "database": "sqlite" if backend == "local" else "postgresql"}
+
+
 def test_job_runs_to_success_with_progress(stack: Stack) -> None:
     job_id = stack.submit(steps=4, step_s=0.05)
     with stack.server.client(stack.key) as c:

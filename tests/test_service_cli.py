@@ -29,7 +29,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--data-dir", str(data / "data")],
-            cwd=ROOT, env=service_env(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=service_env(torch_threads="1"), stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -67,3 +67,17 @@ def test_serve_does_not_import_torch_in_the_api_process(served: Served) -> None:
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=service_env(), check=True, timeout=60)
+
+
+def test_demo_walks_through_the_api_and_prints_a_table(served: Served) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "demo", "--url", served.url, "--api-key", served.key,
+         "--dataset", "digits", "--count", "3", "--epochs", "1", "--kd-batches", "4"],
+        cwd=ROOT, env=service_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    assert "digits" in text and "proxy acc" in text and "MACs" in text
+    assert "<- best under budget" in text
+    table = text[text.index("architecture"):].splitlines()
+    assert sum(1 for line in table if line.startswith("d")) == 3
