@@ -69,6 +69,7 @@ def test_serve_does_not_import_torch_in_the_api_process(served: Served) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=service_env(), check=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_demo_walks_through_the_api_and_prints_a_table(served: Served) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "app.cli", "demo", "--url", served.url, "--api-key", served.key,
@@ -78,6 +79,7 @@ def test_demo_walks_through_the_api_and_prints_a_table(served: Served) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
     assert "digits" in text and "proxy acc" in text and "MACs" in text
-    assert "<- best under budget" in text
-    table = text[text.index("architecture"):].splitlines()
-    assert sum(1 for line in table if line.startswith("d")) == 3
+    assert "the search scored" in text and "<- best under budget" in text
+    table = text[text.index("architecture "):].splitlines()
+    # the 3 scored architectures, plus the search's pick when it is another one
+    assert sum(1 for line in table if line.startswith("d")) in (3, 4)

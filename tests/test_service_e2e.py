@@ -63,6 +63,7 @@ def _cli_key(env: dict[str, str], owner: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_import_build_score_download(deployment: Deployment) -> None:
     import torch
     from blockzoo import build_network, cost

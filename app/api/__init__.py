@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from app.api import cost, datasets, jobs, spaces, zoos
+from app.api import cost, datasets, jobs, searches, spaces, zoos
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(spaces.router)
 api_router.include_router(cost.router)
 api_router.include_router(datasets.router)
 api_router.include_router(zoos.router)
+api_router.include_router(searches.router)
 api_router.include_router(jobs.router)

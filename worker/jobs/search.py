@@ -1,0 +1,46 @@
+"""``search``: best-under-budget search on a zoo (``blockzoo.search.search_zoo``).
+
+Blocks the search distils are recorded like any lazy distillation, and every candidate's
+score joins the zoo's score cache, so later score requests for them are instant.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from app.db.models import Search
+from app.repositories import zoos as zoos_repo
+from worker.context import JobContext
+from worker.jobs.common import load_zoo_row, open_zoo, record_blocks
+from worker.registry import job_kind
+
+
+@job_kind("search")
+def search(ctx: JobContext) -> dict[str, Any]:
+    from blockzoo.search import Budget, search_zoo
+
+    with ctx.session() as session:
+        row = session.get(Search, ctx.payload["search_id"])
+        if row is None:
+            raise LookupError(f"search {ctx.payload['search_id']!r} no longer exists")
+        request = dict(row.request)
+    zoo_row = load_zoo_row(ctx)
+    zoo = open_zoo(ctx, zoo_row)
+    result = search_zoo(
+        zoo, Budget(**request["budget"]), request["strategy"], metric=request["metric"], seed=request["seed"],
+        progress=ctx.progress, should_stop=ctx.should_stop, population=request["population"],
+        generations=request["generations"], max_evaluations=request["max_evaluations"], top_k=request["top_k"],
+    )
+    record_blocks(ctx, zoo_row, zoo, {(m, e) for p in result.candidates for m, e in enumerate(p.arch.expand)})
+    scores = [(p.arch_id, request["metric"], p.score if math.isfinite(p.score) else None) for p in result.candidates]
+    body = result.to_dict()
+    with ctx.session() as session:
+        for start in range(0, len(scores), 500):
+            zoos_repo.upsert_scores(session, zoo_row.id, scores[start:start + 500])
+        row = session.get(Search, ctx.payload["search_id"])
+        assert row is not None
+        row.result = body
+        session.commit()
+    best = body["picks"][0] if body["picks"] else None
+    return {"search_id": ctx.payload["search_id"], "evaluated": body["evaluated"], "best": best}
