@@ -91,7 +91,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     argv = ["worker", f"--loglevel={args.loglevel}", "-Q", QUEUE, f"--pool={args.pool}"]
     if args.concurrency:
         argv.append(f"--concurrency={args.concurrency}")
-    app.worker_main(argv=argv + list(args.celery_args))
+    extra = list(args.celery_args)
+    if extra[:1] == ["--"]:  # `blockzoo worker -- --without-gossip ...`
+        extra = extra[1:]
+    app.worker_main(argv=argv + extra)
     return 0
 
 
@@ -119,7 +122,7 @@ def add_service_commands(sub: Any) -> None:
     p.add_argument("--pool", default="prefork", help="celery pool: prefork (default), solo, threads")
     p.add_argument("--concurrency", type=int, default=None, help="worker processes (default: CPU count)")
     p.add_argument("--loglevel", default="INFO")
-    p.add_argument("celery_args", nargs=argparse.REMAINDER, help="extra arguments passed to `celery worker`")
+    p.add_argument("celery_args", nargs=argparse.REMAINDER, help="extra arguments for `celery worker`, after `--`")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("demo", help="walk through the API of a running server: import, build, score, search")

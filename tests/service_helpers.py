@@ -103,14 +103,20 @@ def service_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def start_celery_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """A real ``celery worker`` process (solo pool: one job at a time, like a GPU worker)."""
+_QUIET = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+
+def start_celery_worker(env: dict[str, str], log_path: Path, via: str = "celery") -> subprocess.Popen[bytes]:
+    """A real worker process (solo pool: one job at a time, like a GPU worker).
+
+    ``via="celery"``: ``celery -A worker worker``; ``via="blockzoo"``: the ``blockzoo worker`` command.
+    """
+    if via == "celery":
+        command = ["-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", "blockzoo", *_QUIET]
+    else:
+        command = ["-m", "app.cli", "worker", "--pool", "solo", "--", *_QUIET]
     log = open(log_path, "wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=solo",
-         "--loglevel=INFO", "-Q", "blockzoo", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    return subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -50,7 +50,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     with LiveServer(settings) as server:
         env = service_env(data_dir=str(data), job_backend="celery", database_url=pg_url, redis_url=redis_url,
                           secret_key=server.runtime.secret_key, torch_threads="1")
-        worker = start_celery_worker(env, data / "worker.log")
+        worker = start_celery_worker(env, data / "worker.log", via="blockzoo")
         try:
             yield Deployment(server, env)
         finally:
