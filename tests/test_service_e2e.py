@@ -165,6 +165,17 @@ def test_zoo_errors(deployment: Deployment) -> None:
         assert other.get("/v1/zoos").json()["total"] == 0
 
     with server.client(key) as c:
+        # A build that fails says why, on the job and on the zoo, and the zoo refuses work.
+        failing = c.post("/v1/zoos", json={"dataset_id": dataset["id"], **SHORT_RECIPE,
+                                           "reference": {"epochs": 0.1}, "distill": {"batches": 500}}).json()
+        job = wait_for_job(c, failing["job"]["id"], timeout_s=300)
+        assert job["state"] == "failed" and "lower batches or batch_size" in job["error"]
+        broken = c.get(f"/v1/zoos/{failing['zoo']['id']}").json()
+        assert broken["state"] == "failed" and "lower batches" in broken["error"]
+        assert_error(c.post(f"/v1/zoos/{broken['id']}/scores", json={"architectures": ["d11111-e2.2.2.2.2"]}),
+                     409, "conflict", "failed to build")
+        assert c.delete(f"/v1/zoos/{broken['id']}").status_code == 204
+
         assert c.delete(f"/v1/zoos/{zoo_id}").status_code == 204
         assert not (server.settings.data_dir / "zoos" / zoo_id).exists()
         assert c.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
