@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import OwnerDep, RuntimeDep, SessionDep
 from app.repositories import zoos as zoos_repo
@@ -18,8 +19,22 @@ from app.schemas.zoos import ZooCreate, ZooCreated, ZooOut
 from app.services import exports as exports_service
 from app.services import scores as scores_service
 from app.services import zoos as zoos_service
+from app.services.uploads import receive_upload
 
 router = APIRouter(prefix="/zoos", tags=["zoos"])
+
+UPLOAD_BODY_WEIGHTS = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {"type": "object", "required": ["file"], "properties": {
+                "file": {"type": "string", "format": "binary", "examples": ["reference.safetensors"],
+                         "description": "safetensors state dict of the space's reference architecture."}}},
+        },
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
+                                     "example": "(raw safetensors bytes)"},
+    },
+}
 
 ZooId = Annotated[str, Path(examples=["zoo_5f0c1e9a2b7d4c31a8e6"])]
 ArchId = Annotated[str, Path(examples=["d42314-e6642.a8.442.6.888a"], description="Canonical architecture id.")]
@@ -33,6 +48,21 @@ def create_zoo(owner: OwnerDep, session: SessionDep, body: ZooCreate) -> ZooCrea
     architecture needs them. Poll the returned job.
     """
     zoo, job = zoos_service.create(session, owner, body)
+    return ZooCreated(zoo=ZooOut(**zoos_service.view(session, zoo)), job=JobOut.model_validate(job) if job else None)
+
+
+@router.put("/{zoo_id}/reference", status_code=status.HTTP_202_ACCEPTED, response_model=ZooCreated,
+            responses=errors(400, 401, 404, 409, 413), openapi_extra={"requestBody": UPLOAD_BODY_WEIGHTS})
+async def upload_reference(request: Request, owner: OwnerDep, session: SessionDep, runtime: RuntimeDep,
+                           zoo_id: ZooId) -> ZooCreated:
+    """Upload the reference weights of a zoo created with `"reference": {"weights_upload": true}`.
+
+    The file (multipart field `file`, or a raw body) is a safetensors state dict of
+    `blockzoo.build_network(space, space.reference, in_channels, num_classes)`. Starts the build
+    job (which skips training); weights of the wrong shapes fail that job with the reason.
+    """
+    upload = await receive_upload(request, runtime.storage, runtime.settings.max_upload_bytes)
+    zoo, job = await run_in_threadpool(zoos_service.attach_reference, session, runtime, owner, zoo_id, upload)
     return ZooCreated(zoo=ZooOut(**zoos_service.view(session, zoo)), job=JobOut.model_validate(job))
 
 

@@ -25,6 +25,10 @@ class ReferenceRecipeIn(BaseModel):
     augment: bool | None = Field(default=None, description="Random crop (pad 2).")
     flip: bool | None = Field(default=None, description="Random horizontal flip (turn off for digits/text).")
     seed: int | None = None
+    weights_upload: bool | None = Field(
+        default=None, description="true: do not train; upload the reference weights next with "
+        "PUT /v1/zoos/{id}/reference (a safetensors state dict of the space's largest architecture).",
+    )
 
 
 class DistillRecipeIn(BaseModel):
@@ -76,7 +80,8 @@ class ZooOut(BaseModel):
     dataset_id: str
     space_name: str
     build: Literal["lazy", "eager"]
-    state: Literal["building", "ready", "failed"]
+    state: Literal["needs_reference", "building", "ready", "failed"] = Field(
+        description="needs_reference: waiting for PUT /v1/zoos/{id}/reference (weights_upload zoos).")
     error: str | None
     reference_recipe: dict[str, Any]
     distill_recipe: dict[str, Any]
@@ -92,4 +97,4 @@ class ZooOut(BaseModel):
 
 class ZooCreated(BaseModel):
     zoo: ZooOut
-    job: JobOut
+    job: JobOut | None = Field(description="The build job; null while the zoo waits for uploaded reference weights.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from blockzoo.space import SearchSpace
@@ -9,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.db.base import new_id
 from app.db.models import Job, Owner, Zoo
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.repositories import zoos as zoos_repo
 from app.repositories.common import get_owned
 from app.runtime import Runtime
@@ -17,22 +19,71 @@ from app.schemas.zoos import ZooCreate
 from app.services import datasets as datasets_service
 from app.services import jobs as jobs_service
 from app.services import spaces as spaces_service
+from app.services.uploads import ReceivedUpload
 
 
-def create(session: Session, owner: Owner, body: ZooCreate) -> tuple[Zoo, Job]:
+UPLOADED_REFERENCE = "reference.uploaded.safetensors"
+
+
+def create(session: Session, owner: Owner, body: ZooCreate) -> tuple[Zoo, Job | None]:
     dataset = datasets_service.get(session, owner, body.dataset_id)
     space = spaces_service.resolve(body.space)
+    recipe = body.reference.model_dump(exclude_none=True)
+    upload = bool(recipe.pop("weights_upload", False))
     zoo_id = new_id("zoo")
     zoo = zoos_repo.add(session, Zoo(
         id=zoo_id, owner_id=owner.id, dataset_id=dataset.id, space_name=space.name, space=space.to_dict(),
-        build=body.build, reference_recipe=body.reference.model_dump(exclude_none=True),
-        distill_recipe=body.distill.model_dump(exclude_none=True), state="building", path=f"zoos/{zoo_id}",
+        build=body.build, reference_recipe=recipe, distill_recipe=body.distill.model_dump(exclude_none=True),
+        state="needs_reference" if upload else "building", path=f"zoos/{zoo_id}",
         in_channels=int(dataset.image_shape[2]), num_classes=dataset.num_classes,
     ))
+    if upload:
+        session.commit()
+        return zoo, None
     session.flush()  # the zoo row first: the job references it
     job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={}, zoo_id=zoo_id)
     session.commit()  # the build job is enqueued now, after the zoo row is visible
     return zoo, job
+
+
+def attach_reference(session: Session, runtime: Runtime, owner: Owner, zoo_id: str,
+                     upload: ReceivedUpload) -> tuple[Zoo, Job]:
+    """Take uploaded reference weights for a ``needs_reference`` zoo and start its build."""
+    try:
+        zoo = get(session, owner, zoo_id)
+        if zoo.state != "needs_reference":
+            raise Conflict(f"zoo {zoo_id!r} is {zoo.state}; reference weights are taken only by a zoo created "
+                           'with "reference": {"weights_upload": true}')
+        check_safetensors(upload.path)
+        target = runtime.storage.resolve(f"{zoo.path}/{UPLOADED_REFERENCE}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        upload.path.replace(target)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    zoo.state = "building"
+    job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={}, zoo_id=zoo.id)
+    session.commit()
+    return zoo, job
+
+
+def check_safetensors(path: Path) -> None:
+    """A cheap, torch-free check that ``path`` is a safetensors file; shapes are checked by the build."""
+    hint = ("expected a safetensors state dict of the space's reference (largest) architecture, as "
+            "blockzoo.build_network(...).state_dict() saved with safetensors.torch.save_file")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        header_len = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if not 2 <= header_len <= min(size - 8, 100 * 1024 * 1024):
+            raise InvalidInput(f"not a safetensors file (bad header length); {hint}")
+        try:
+            header = json.loads(fh.read(header_len))
+        except ValueError:
+            raise InvalidInput(f"not a safetensors file (header is not JSON); {hint}") from None
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"} if isinstance(header, dict) else {}
+    if not tensors or not all(isinstance(v, dict) and {"dtype", "shape", "data_offsets"} <= set(v)
+                              for v in tensors.values()):
+        raise InvalidInput(f"not a safetensors file (no tensors in its header); {hint}")
 
 
 def get(session: Session, owner: Owner, zoo_id: str) -> Zoo:
@@ -48,6 +99,8 @@ def get_ready(session: Session, owner: Owner, zoo_id: str) -> Zoo:
         job_id = zoos_repo.build_job_id(session, zoo.id)
         raise Conflict(f"zoo {zoo_id!r} is still building; poll GET /v1/jobs/{job_id} and retry when it succeeded",
                        details={"job_id": job_id})
+    if zoo.state == "needs_reference":
+        raise Conflict(f"zoo {zoo_id!r} waits for its reference weights: PUT /v1/zoos/{zoo_id}/reference")
     if zoo.state == "failed":
         raise Conflict(f"zoo {zoo_id!r} failed to build ({zoo.error}); create a new zoo")
     return zoo

@@ -10,7 +10,7 @@ from typing import Any
 
 from app.db.models import Dataset
 from app.repositories import zoos as zoos_repo
-from app.services.zoos import space_of
+from app.services.zoos import UPLOADED_REFERENCE, space_of
 from worker.context import JobContext
 from worker.jobs.common import load_zoo_row, record_blocks, scaled, setup_torch
 from worker.registry import job_kind
@@ -72,12 +72,24 @@ def _train_reference_and_create(ctx: JobContext, zoo_row: Any, zoo_dir: Any, sha
     store = open_store(store_path)
     space = space_of(zoo_row)
     zoo_dir.mkdir(parents=True, exist_ok=True)
-    recipe = ReferenceRecipe.from_dict(zoo_row.reference_recipe)
-    result = train_reference(space, store, recipe,
-                             zoo_dir / "reference.safetensors",
-                             progress=scaled(ctx, 0.0, share * 0.95), should_stop=ctx.should_stop)
+    uploaded = zoo_dir / UPLOADED_REFERENCE
+    if uploaded.is_file():  # the user brought the reference: no training
+        reference_path, recipe_dict = uploaded, {"source": "upload"}
+        metrics: dict[str, Any] = {"source": "upload"}
+    else:
+        recipe = ReferenceRecipe.from_dict(zoo_row.reference_recipe)
+        result = train_reference(space, store, recipe, zoo_dir / "reference.safetensors",
+                                 progress=scaled(ctx, 0.0, share * 0.95), should_stop=ctx.should_stop)
+        reference_path, recipe_dict = zoo_dir / "reference.safetensors", recipe.to_dict()
+        metrics = {k: v for k, v in result.to_dict().items() if k != "path"}
     ctx.progress(share * 0.95, "selecting the KD batches")
-    zoo = BlockZoo.create(zoo_dir, space, store, zoo_dir / "reference.safetensors",
-                          DistillRecipe.from_dict(zoo_row.distill_recipe), reference_recipe=recipe.to_dict())
-    metrics = {k: v for k, v in result.to_dict().items() if k != "path"}
+    try:
+        zoo = BlockZoo.create(zoo_dir, space, store, reference_path,
+                              DistillRecipe.from_dict(zoo_row.distill_recipe), reference_recipe=recipe_dict)
+    except RuntimeError as exc:  # load_state_dict: missing/unexpected keys or wrong shapes
+        if not uploaded.is_file():
+            raise
+        raise ValueError(f"the uploaded reference weights do not fit {space.name}'s reference "
+                         f"({zoo_row.in_channels} input channels, {zoo_row.num_classes} classes): "
+                         f"{' '.join(str(exc).split())[:600]}") from None
     return zoo, metrics
