@@ -30,9 +30,13 @@ class Runtime:
         self.session_factory: sessionmaker[Session] = make_session_factory(self.engine)
         self.session_factory.configure(info={"runtime": self})
         install_enqueue_after_commit(self.session_factory)
-        self.secret_key = settings.resolved_secret_key()
         # Set at shutdown: running local jobs stop at their next safe point and are re-queued.
         self.stopping = threading.Event()
+
+    @cached_property
+    def secret_key(self) -> str:
+        # Lazy: workers never authenticate, so they neither need nor create the key file.
+        return self.settings.resolved_secret_key()
 
     @cached_property
     def job_queue(self) -> JobQueue:

@@ -104,6 +104,7 @@ def test_import_build_score_download(deployment: Deployment) -> None:
             scored = r.json()
         assert [i["arch_id"] for i in scored["items"]] == [a.id for a in archs]
         assert c.get(f"/v1/zoos/{zoo_id}").json()["blocks_stored"] > 0
+        _assert_block_rows_match_files(server, zoo_id, archs)
 
         # The library, on the same zoo directory, gives the same values.
         library = score_architectures(BlockZoo.open(server.settings.data_dir / "zoos" / zoo_id), archs)
@@ -130,6 +131,24 @@ def test_import_build_score_download(deployment: Deployment) -> None:
         net.load_state_dict(load(r.content), strict=True)
         net.eval()
         assert net(torch.zeros(2, 1, 16, 16)).shape == (2, 10)
+
+
+def _assert_block_rows_match_files(server: LiveServer, zoo_id: str, archs: list) -> None:
+    """One row per distilled block, each naming its file by path and content hash."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from app.db.models import Block
+    from blockzoo.space import block_code
+
+    with server.runtime.session_factory() as session:
+        rows = session.scalars(select(Block).where(Block.zoo_id == zoo_id)).all()
+    assert {(r.stage, r.block) for r in rows} == {(m, block_code(e)) for a in archs for m, e in enumerate(a.expand)}
+    for row in rows:
+        path = server.runtime.storage.resolve(row.path)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == row.content_hash
+        assert row.metrics["kd_loss"] >= 0
 
 
 def test_zoo_errors(deployment: Deployment) -> None:
