@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,13 @@ def get(session: Session, zoo_id: str) -> Zoo | None:
 
 def list_for_owner(owner_id: str) -> Select[tuple[Zoo]]:
     return select(Zoo).where(Zoo.owner_id == owner_id).order_by(Zoo.created_at.desc(), Zoo.id)
+
+
+def move_state(session: Session, zoo_id: str, from_state: str, to_state: str) -> bool:
+    result = session.execute(
+        update(Zoo).where(Zoo.id == zoo_id, Zoo.state == from_state).values(state=to_state, updated_at=utcnow())
+    )
+    return result.rowcount == 1
 
 
 def block_count(session: Session, zoo_id: str) -> int:

@@ -21,7 +21,6 @@ from app.services import jobs as jobs_service
 from app.services import spaces as spaces_service
 from app.services.uploads import ReceivedUpload
 
-
 UPLOADED_REFERENCE = "reference.uploaded.safetensors"
 
 
@@ -51,18 +50,21 @@ def attach_reference(session: Session, runtime: Runtime, owner: Owner, zoo_id: s
     """Take uploaded reference weights for a ``needs_reference`` zoo and start its build."""
     try:
         zoo = get(session, owner, zoo_id)
-        if zoo.state != "needs_reference":
-            raise Conflict(f"zoo {zoo_id!r} is {zoo.state}; reference weights are taken only by a zoo created "
-                           'with "reference": {"weights_upload": true}')
         check_safetensors(upload.path)
+        # A conditional update, so that of two concurrent uploads exactly one starts a build.
+        if not zoos_repo.move_state(session, zoo.id, "needs_reference", "building"):
+            session.rollback()
+            state = get(session, owner, zoo_id).state
+            raise Conflict(f"zoo {zoo_id!r} is {state}; reference weights are taken only by a zoo created "
+                           'with "reference": {"weights_upload": true}, once')
         target = runtime.storage.resolve(f"{zoo.path}/{UPLOADED_REFERENCE}")
         target.parent.mkdir(parents=True, exist_ok=True)
         upload.path.replace(target)
     finally:
         upload.path.unlink(missing_ok=True)
-    zoo.state = "building"
     job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={}, zoo_id=zoo.id)
     session.commit()
+    session.refresh(zoo)
     return zoo, job
 
 
