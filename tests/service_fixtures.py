@@ -81,3 +81,16 @@ def pg_url_module() -> Iterator[str]:
 def redis_url_module() -> Iterator[str]:
     """A Redis database other than 0 (a random one of 1-15), flushed before and after."""
     yield from _fresh_redis_db()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """Service tests run local jobs with BLOCKZOO_TORCH_THREADS=1 in this process; undo that after."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None:
+        torch.set_num_threads(before)
