@@ -24,7 +24,10 @@ def create_celery_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_time_limit=settings.job_time_limit_s,
+        # The soft limit raises inside the job, so run_job records it as failed; the hard limit
+        # (a minute later) only catches a job that ignores it.
+        task_soft_time_limit=settings.job_time_limit_s,
+        task_time_limit=settings.job_time_limit_s + 60,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
