@@ -89,7 +89,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _looks_numeric(text: str) -> bool:
-    return text in ("-", "nan") or text.rstrip("kMG%").replace(".", "", 1).replace(",", "").lstrip("-").isdigit()
+    if text == "-":  # a missing or non-finite value in a numeric column
+        return True
+    try:
+        float(text.rstrip("kMG"))
+    except ValueError:
+        return False
+    return True
 
 
 def _count(n: int) -> str:
