@@ -102,7 +102,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
     return run_demo(url=args.url, api_key=args.api_key, dataset=args.dataset, count=args.count,
-                    max_macs=args.max_macs, seed=args.seed, epochs=args.epochs, kd_batches=args.kd_batches)
+                    max_macs=args.max_macs, seed=args.seed, epochs=args.epochs, kd_batches=args.kd_batches,
+                    population=args.population, generations=args.generations)
 
 
 def add_service_commands(sub: Any) -> None:
@@ -134,6 +135,8 @@ def add_service_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=float, default=2, help="reference training epochs (default 2)")
     p.add_argument("--kd-batches", type=int, default=10, help="KD batches T per block (default 10)")
+    p.add_argument("--population", type=int, default=8, help="search population (default 8)")
+    p.add_argument("--generations", type=int, default=2, help="search generations (default 2)")
     p.set_defaults(func=cmd_demo)
 
 

@@ -66,7 +66,8 @@ def _table(rows: list[dict[str, Any]], best: str | None, budget: int) -> str:
 
 
 def run_demo(url: str, api_key: str | None, dataset: str | None = None, count: int = 5,
-             max_macs: int | None = None, seed: int = 0, epochs: float = 2, kd_batches: int = 10) -> int:
+             max_macs: int | None = None, seed: int = 0, epochs: float = 2, kd_batches: int = 10,
+             population: int = 8, generations: int = 2) -> int:
     api_key = api_key or os.environ.get("BLOCKZOO_API_KEY")
     if not api_key:
         print("no API key: pass --api-key or set BLOCKZOO_API_KEY (`blockzoo create-key` makes one)", file=sys.stderr)
@@ -76,7 +77,8 @@ def run_demo(url: str, api_key: str | None, dataset: str | None = None, count: i
         with httpx.Client(base_url=url, headers=headers, timeout=180) as client:
             recipe = {**DEMO_RECIPE, "reference": {**DEMO_RECIPE["reference"], "epochs": epochs},
                       "distill": {**DEMO_RECIPE["distill"], "batches": kd_batches}}
-            return _demo(client, dataset, count, max_macs, seed, recipe)
+            search = {"population": population, "generations": generations}
+            return _demo(client, dataset, count, max_macs, seed, recipe, search)
     except httpx.HTTPError as exc:
         print(f"cannot talk to {url}: {exc}; is `blockzoo serve` running?", file=sys.stderr)
     except DemoError as exc:
@@ -85,7 +87,7 @@ def run_demo(url: str, api_key: str | None, dataset: str | None = None, count: i
 
 
 def _demo(client: httpx.Client, dataset: str | None, count: int, max_macs: int | None, seed: int,
-          recipe: dict[str, Any]) -> int:
+          recipe: dict[str, Any], search: dict[str, int]) -> int:
     _check(client.get("/ready"), 200)
     print(f"1. Importing a dataset on {client.base_url}")
     candidates = [dataset] if dataset else ["fashion-mnist", "digits"]
@@ -120,7 +122,7 @@ def _demo(client: httpx.Client, dataset: str | None, count: int, max_macs: int |
 
     budget = max_macs or int(statistics.median(r["macs"] for r in rows))
     print(f"4. Best architecture under {budget:,} MACs")
-    best = _best_under_budget(client, zoo_id, rows, budget, seed)
+    best = _best_under_budget(client, zoo_id, rows, budget, seed, search)
     print()
     print(_table(rows, best, budget))
     if best:
@@ -129,10 +131,10 @@ def _demo(client: httpx.Client, dataset: str | None, count: int, max_macs: int |
 
 
 def _best_under_budget(client: httpx.Client, zoo_id: str, rows: list[dict[str, Any]], budget: int,
-                       seed: int) -> str | None:
+                       seed: int, options: dict[str, int]) -> str | None:
     """Ask the server to search the whole space (a small evolution) for the best pick under budget."""
     search = _check(client.post(f"/v1/zoos/{zoo_id}/searches", json={
-        "budget": {"max_macs": budget}, "top_k": 1, "seed": seed, "population": 8, "generations": 2}), 202)
+        "budget": {"max_macs": budget}, "top_k": 1, "seed": seed, **options}), 202)
     _poll(client, search["job"]["id"], "search")
     search = _check(client.get(f"/v1/searches/{search['id']}"), 200)
     if not search["picks"]:

@@ -73,7 +73,8 @@ def test_serve_does_not_import_torch_in_the_api_process(served: Served) -> None:
 def test_demo_walks_through_the_api_and_prints_a_table(served: Served) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "app.cli", "demo", "--url", served.url, "--api-key", served.key,
-         "--dataset", "digits", "--count", "3", "--epochs", "1", "--kd-batches", "4"],
+         "--dataset", "digits", "--count", "3", "--epochs", "1", "--kd-batches", "4",
+         "--population", "3", "--generations", "1"],
         cwd=ROOT, env=service_env(), capture_output=True, text=True, timeout=600,
     )
     assert out.returncode == 0, out.stdout + out.stderr
