@@ -32,7 +32,8 @@ Long work runs as jobs: poll `GET /v1/jobs/{id}`. Every error is
 TAGS = [
     {"name": "spaces", "description": "Search-space presets and their architectures."},
     {"name": "cost", "description": "Analytic MACs and parameters, no zoo needed."},
-    {"name": "datasets", "description": "Built-in datasets and uploads (NPZ, IDX, ImageFolder zip/tar.gz, CIFAR binary)."},
+    {"name": "datasets",
+     "description": "Built-in datasets and uploads (NPZ, IDX, ImageFolder zip/tar.gz, CIFAR binary)."},
     {"name": "zoos", "description": "Block zoos: a trained reference and its distilled candidate blocks."},
     {"name": "scores", "description": "Proxy accuracy of architectures, distilling missing blocks on demand."},
     {"name": "searches", "description": "Best architectures under a budget."},

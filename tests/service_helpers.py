@@ -112,7 +112,8 @@ def start_celery_worker(env: dict[str, str], log_path: Path, via: str = "celery"
     ``via="celery"``: ``celery -A worker worker``; ``via="blockzoo"``: the ``blockzoo worker`` command.
     """
     if via == "celery":
-        command = ["-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", "blockzoo", *_QUIET]
+        command = ["-m", "celery", "-A", "worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", "blockzoo",
+                   *_QUIET]
     else:
         command = ["-m", "app.cli", "worker", "--pool", "solo", "--", *_QUIET]
     log = open(log_path, "wb")

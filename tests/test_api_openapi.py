@@ -15,7 +15,8 @@ EXPECTED = {
     ("post", "/v1/datasets"), ("post", "/v1/datasets/builtin"), ("get", "/v1/datasets/builtin"),
     ("get", "/v1/datasets"), ("get", "/v1/datasets/{dataset_id}"), ("delete", "/v1/datasets/{dataset_id}"),
     ("post", "/v1/zoos"), ("get", "/v1/zoos"), ("get", "/v1/zoos/{zoo_id}"), ("delete", "/v1/zoos/{zoo_id}"),
-    ("put", "/v1/zoos/{zoo_id}/reference"), ("post", "/v1/zoos/{zoo_id}/scores"), ("get", "/v1/zoos/{zoo_id}/architectures/{arch_id}/weights"),
+    ("put", "/v1/zoos/{zoo_id}/reference"), ("post", "/v1/zoos/{zoo_id}/scores"),
+    ("get", "/v1/zoos/{zoo_id}/architectures/{arch_id}/weights"),
     ("post", "/v1/zoos/{zoo_id}/searches"), ("get", "/v1/searches/{search_id}"),
     ("get", "/v1/jobs"), ("get", "/v1/jobs/{job_id}"), ("post", "/v1/jobs/{job_id}/cancel"),
 }

@@ -10,7 +10,6 @@ zoo) -> download one architecture's weights and load them into ``blockzoo.build_
 
 from __future__ import annotations
 
-import random
 import subprocess
 import sys
 from collections.abc import Iterator

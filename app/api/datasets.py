@@ -28,7 +28,8 @@ _UPLOAD_BODY = {
                 "required": ["file"],
                 "properties": {
                     "file": {"type": "string", "format": "binary",
-                             "description": "NPZ, IDX archive, ImageFolder .zip/.tar.gz, or CIFAR-10/100 binary .tar.gz."},
+                             "description": "NPZ, IDX archive, ImageFolder .zip/.tar.gz, "
+                                            "or CIFAR-10/100 binary .tar.gz."},
                     "name": {"type": "string", "description": "Display name (default: from the file name).",
                              "examples": ["mnist-subset"]},
                     "format": {"type": "string", "enum": ["npz", "idx", "imagefolder", "cifar-10", "cifar-100"],

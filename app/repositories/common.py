@@ -12,7 +12,8 @@ T = TypeVar("T")
 
 def get_owned(session: Session, model: type[T], owner_id: str, id_: str) -> T | None:
     """The row ``id_`` if ``owner_id`` owns it; another owner's row is as absent as a missing one."""
-    return session.scalar(select(model).where(model.id == id_, model.owner_id == owner_id))  # type: ignore[attr-defined]
+    query = select(model).where(model.id == id_, model.owner_id == owner_id)  # type: ignore[attr-defined]
+    return session.scalar(query)
 
 
 def paginate(session: Session, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:

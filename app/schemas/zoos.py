@@ -13,7 +13,8 @@ from app.schemas.jobs import JobOut
 class ReferenceRecipeIn(BaseModel):
     """How the reference (the largest architecture) is trained; unset fields take the core's defaults."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"epochs": 1, "batch_size": 64, "lr": 0.05}]})
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"epochs": 1, "batch_size": 64, "lr": 0.05}]})
 
     epochs: float | None = Field(default=None, gt=0, le=1000, description="Passes over the training split.")
     batch_size: int | None = Field(default=None, ge=1, le=8192)

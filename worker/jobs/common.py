@@ -41,7 +41,8 @@ def open_zoo(ctx: JobContext, zoo: Zoo) -> BlockZoo:
     return BlockZoo.open(ctx.storage.resolve(zoo.path))
 
 
-def record_blocks(ctx: JobContext, zoo_row: Zoo, zoo: BlockZoo, keys: Iterable[tuple[int, tuple[int, ...]]] | None = None) -> int:
+def record_blocks(ctx: JobContext, zoo_row: Zoo, zoo: BlockZoo,
+                  keys: Iterable[tuple[int, tuple[int, ...]]] | None = None) -> int:
     """Upsert a row per stored block (content hash, path, KD stats); ``keys=None``: every stored block."""
     from blockzoo.zoo import file_sha256
 
