@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from .nets import Network, build_network
-from .proxy import recalibrate_batchnorm
+from .training import recalibrate_batchnorm
 from .space import Architecture, SearchSpace
 from .zoo import BlockZoo
 

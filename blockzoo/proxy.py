@@ -24,6 +24,7 @@ from torch import nn
 
 from .progress import ProgressFn, StopFn, check_stop, report
 from .space import Architecture, unique
+from .training import recalibrate_batchnorm  # noqa: F401  (part of the proxy's public API)
 from .zoo import BlockZoo
 
 
@@ -108,21 +109,3 @@ def score_architectures(zoo: BlockZoo, archs: Iterable[Architecture | dict | str
         )
         report(progress, (n + 1) / len(todo), f"scored {n + 1}/{len(todo)} architectures")
     return [results[a] for a in parsed]
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(net: nn.Module, batches: Sequence[torch.Tensor]) -> nn.Module:
-    """Reset BN statistics of ``net`` (in place) to their cumulative average over ``batches``."""
-    bns = _batchnorms(net)
-    saved = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    was_training = net.training
-    net.train()
-    for x in batches:
-        net(x)
-    for bn, momentum in zip(bns, saved):
-        bn.momentum = momentum
-    net.train(was_training)
-    return net

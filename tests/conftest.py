@@ -56,7 +56,8 @@ def make_zoo(tiny_space, trained_reference, train_tensors, synthetic_store, tmp_
         x, y = train_tensors
         return BlockZoo.create_from_parts(
             tmp_path / name, tiny_space, trained_reference, KDData.select(x, y, recipe), recipe,
-            in_channels=x.shape[1], num_classes=synthetic_store.num_classes, dataset_hash="test")
+            in_channels=x.shape[1], num_classes=synthetic_store.num_classes,
+            dataset_hash=synthetic_store.meta["content_hash"])
 
     return make
 
