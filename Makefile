@@ -22,8 +22,9 @@ datasets:
 		|| echo "warning: could not install dataset-fashion-mnist; its tests will be skipped"; \
 	fi
 
+# One torch/OpenMP thread per process: tests start servers and workers beside pytest.
 test: install datasets
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --durations=15
 
 run: install datasets
 	$(BIN)/blockzoo serve

@@ -14,7 +14,9 @@ from blockzoo.space import get_space
 from blockzoo.training import TrainRecipe, train_network
 from blockzoo.zoo import BlockZoo, KDData
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: the service tests run servers and workers beside pytest, and oversubscribed
+# torch threads on 2 cores were measured 10-15x slower than one thread each.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
