@@ -37,6 +37,7 @@ TAGS = [
     {"name": "zoos", "description": "Block zoos: a trained reference and its distilled candidate blocks."},
     {"name": "scores", "description": "Proxy accuracy of architectures, distilling missing blocks on demand."},
     {"name": "searches", "description": "Best architectures under a budget."},
+    {"name": "finetunes", "description": "Train a picked architecture from its zoo weights and download it."},
     {"name": "jobs", "description": "Background work: state, progress, cancel."},
     {"name": "health", "description": "Probes."},
 ]

@@ -1,7 +1,8 @@
 """The data directory: the one place artifacts live.
 
     <data>/datasets/<content_hash>/   normalised dataset stores (written by blockzoo.data)
-    <data>/zoos/<zoo_id>/              a BlockZoo: reference weights, distilled blocks, exports
+    <data>/zoos/<zoo_id>/              a BlockZoo: reference weights, distilled blocks, exports,
+                                       fine-tuned weights (finetunes/<finetune_id>.safetensors)
     <data>/uploads/                    uploads in flight (deleted after import, even on failure)
 
 Rows store paths relative to the data directory; every path is resolved and checked to stay

@@ -1,7 +1,7 @@
 """The schema. Migrations in ``migrations/`` create it; a test checks the two agree.
 
-Artifacts (dataset stores, reference weights, distilled blocks, exports) live in the data
-directory; rows hold their content hash and their path relative to the data directory.
+Artifacts (dataset stores, reference weights, distilled blocks, exports, fine-tuned weights) live
+in the data directory; rows hold their content hash and their path relative to the data directory.
 """
 
 from __future__ import annotations
@@ -154,3 +154,29 @@ class Search(Base):
     request: Mapped[dict[str, Any]]
     result: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Finetune(Base):
+    """One architecture of a zoo trained on the zoo's dataset from an initialisation (paper §3).
+
+    ``init`` is ``zoo`` (distilled blocks), ``remap`` (parameter remapping only) or ``scratch``;
+    the weights file (``zoos/<zoo_id>/finetunes/<id>.safetensors``) and the accuracies before
+    and after arrive with its job.
+    """
+
+    __tablename__ = "finetunes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    zoo_id: Mapped[str] = mapped_column(ForeignKey("zoos.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    arch_id: Mapped[str] = mapped_column(String(128))
+    init: Mapped[str] = mapped_column(String(16))  # zoo | remap | scratch
+    recipe: Mapped[dict[str, Any]]  # the requested TrainRecipe fields; the job's result has them all
+    result: Mapped[dict[str, Any] | None]
+    path: Mapped[str | None] = mapped_column(String(512))  # the weights, relative to the data directory
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    zoo: Mapped[Zoo] = relationship(lazy="joined")

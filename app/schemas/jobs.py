@@ -19,7 +19,7 @@ class JobOut(BaseModel):
     }]})
 
     id: str
-    kind: str = Field(description="build_zoo | score | export | search | ...")
+    kind: str = Field(description="build_zoo | score | export | search | finetune | ...")
     state: JobState
     progress: float = Field(ge=0, le=1)
     message: str = Field(description="What the job is doing now, for people.")

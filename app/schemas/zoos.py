@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.jobs import JobOut
 
 
-class ReferenceRecipeIn(BaseModel):
-    """How the reference (the largest architecture) is trained; unset fields take the core's defaults."""
+class TrainRecipeIn(BaseModel):
+    """The fields of ``blockzoo.training.TrainRecipe``; unset fields take the core's defaults."""
 
-    model_config = ConfigDict(extra="forbid",
-                              json_schema_extra={"examples": [{"epochs": 1, "batch_size": 64, "lr": 0.05}]})
+    model_config = ConfigDict(extra="forbid")
 
     epochs: float | None = Field(default=None, gt=0, le=1000, description="Passes over the training split.")
     batch_size: int | None = Field(default=None, ge=1, le=8192)
@@ -26,6 +25,26 @@ class ReferenceRecipeIn(BaseModel):
     augment: bool | None = Field(default=None, description="Random crop (pad 2).")
     flip: bool | None = Field(default=None, description="Random horizontal flip (turn off for digits/text).")
     seed: int | None = None
+    precise_bn_batches: int | None = Field(default=None, ge=0, le=10_000, description="BN statistics are "
+                                           "recomputed on this many training batches after training.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields_only(cls, data: Any) -> Any:
+        # Before pydantic's own "extra inputs" error, so that the message lists what is accepted.
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(f"unknown recipe field(s) {unknown}; known: {sorted(cls.model_fields)}")
+        return data
+
+
+class ReferenceRecipeIn(TrainRecipeIn):
+    """How the reference (the largest architecture) is trained; unset fields take the core's defaults."""
+
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"epochs": 1, "batch_size": 64, "lr": 0.05}]})
+
     weights_upload: bool | None = Field(
         default=None, description="true: do not train; upload the reference weights next with "
         "PUT /v1/zoos/{id}/reference (a safetensors state dict of the space's largest architecture).",

@@ -50,8 +50,10 @@ def parse_architectures(space: SearchSpace, items: Sequence[Any], field: str = "
     return archs
 
 
-def parse_architecture(space: SearchSpace, arch_id: str) -> Architecture:
+def parse_architecture(space: SearchSpace, arch: Any, field: str = "architecture") -> Architecture:
+    """One architecture (an id string or a request's config object); 422 naming what is wrong."""
     try:
-        return space.parse(arch_id)
+        return space.parse(to_plain(arch))
     except ArchitectureError as exc:
-        raise InvalidArchitecture(f"architecture {arch_id!r}: {exc}", details={"space": space.name}) from None
+        where = f"{field} {arch!r}" if isinstance(arch, str) else field
+        raise InvalidArchitecture(f"{where}: {exc}", details={"space": space.name}) from None

@@ -1,7 +1,8 @@
 """``search``: best-under-budget search on a zoo (``blockzoo.search.search_zoo``).
 
 Blocks the search distils are recorded like any lazy distillation, and every candidate's
-score joins the zoo's score cache, so later score requests for them are instant.
+score joins the zoo's score cache, so later score requests for them are instant. The stored
+result keeps every evaluated candidate (id, score, MACs, params) for the search's plot.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def search(ctx: JobContext) -> dict[str, Any]:
     )
     record_blocks(ctx, zoo_row, zoo, {(m, e) for p in result.candidates for m, e in enumerate(p.arch.expand)})
     scores = [(p.arch_id, request["metric"], p.score if math.isfinite(p.score) else None) for p in result.candidates]
-    body = result.to_dict()
+    body = result.to_dict(candidates=True)
+    for point in body["candidates"]:  # every evaluated point, for the plot: costs and score suffice
+        point.pop("architecture", None)
+    body = _json_safe(body)
     with ctx.session() as session:
         for start in range(0, len(scores), 500):
             zoos_repo.upsert_scores(session, zoo_row.id, scores[start:start + 500])
@@ -44,3 +48,14 @@ def search(ctx: JobContext) -> dict[str, Any]:
         session.commit()
     best = body["picks"][0] if body["picks"] else None
     return {"search_id": ctx.payload["search_id"], "evaluated": body["evaluated"], "best": best}
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats as null: PostgreSQL's JSON has no NaN (e.g. heldout_accuracy without held-out batches)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

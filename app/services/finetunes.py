@@ -1,0 +1,92 @@
+"""Fine-tunes: validate in the request (pure: space, schema), then a ``finetune`` job trains.
+
+Training needs torch, so it runs where jobs run; the weights land in
+``zoos/<zoo_id>/finetunes/<finetune_id>.safetensors`` and are served once the job succeeded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from blockzoo.cost_model import cost
+from sqlalchemy.orm import Session
+
+from app.db.base import new_id
+from app.db.models import Finetune, Job, Owner, Zoo
+from app.errors import Conflict, NotFound
+from app.repositories import finetunes as finetunes_repo
+from app.repositories import jobs as jobs_repo
+from app.repositories.common import get_owned
+from app.runtime import Runtime
+from app.schemas.finetunes import FinetuneCreate
+from app.services import jobs as jobs_service
+from app.services import spaces as spaces_service
+from app.services import zoos as zoos_service
+from app.storage import Storage
+
+
+def weights_path(storage: Storage, zoo: Zoo, finetune_id: str) -> Path:
+    return storage.resolve(f"{zoo.path}/finetunes/{finetune_id}.safetensors")
+
+
+def create(session: Session, owner: Owner, zoo_id: str, body: FinetuneCreate) -> tuple[Finetune, Job]:
+    zoo = zoos_service.get_ready(session, owner, zoo_id)
+    arch = spaces_service.parse_architecture(zoos_service.space_of(zoo), body.architecture)
+    finetune = finetunes_repo.add(session, Finetune(
+        id=new_id("ft"), owner_id=owner.id, zoo_id=zoo.id, arch_id=arch.id, init=body.init,
+        recipe=body.recipe.model_dump(exclude_none=True),
+    ))
+    session.flush()  # the fine-tune row first: the job names it
+    job = jobs_service.submit(session, owner_id=owner.id, kind="finetune", zoo_id=zoo.id,
+                              payload={"finetune_id": finetune.id})
+    session.flush()
+    finetune.job_id = job.id
+    session.commit()  # the job is enqueued now, after both rows are visible
+    return finetune, job
+
+
+def get(session: Session, owner: Owner, finetune_id: str) -> Finetune:
+    finetune = get_owned(session, Finetune, owner.id, finetune_id)
+    if finetune is None:
+        raise NotFound(f"no fine-tune {finetune_id!r}; GET /v1/finetunes lists yours")
+    return finetune
+
+
+def state_of(finetune: Finetune, job: Job | None) -> str:
+    if job is not None:
+        return job.state
+    return "succeeded" if finetune.result else "failed"  # the job row is gone (SET NULL)
+
+
+def view(session: Session, finetune: Finetune) -> dict[str, Any]:
+    job = jobs_repo.get(session, finetune.job_id) if finetune.job_id else None
+    zoo = finetune.zoo
+    arch = zoos_service.space_of(zoo).parse(finetune.arch_id)
+    c = cost(zoos_service.space_of(zoo), arch, in_channels=zoo.in_channels, num_classes=zoo.num_classes)
+    state = state_of(finetune, job)
+    return {
+        "id": finetune.id, "zoo_id": finetune.zoo_id, "arch_id": arch.id, "architecture": arch.to_dict(),
+        "init": finetune.init, "recipe": finetune.recipe, "macs": c.macs, "params": c.params, "state": state,
+        "progress": job.progress if job else (1.0 if state == "succeeded" else 0.0), "job": job,
+        "result": finetune.result if state == "succeeded" else None, "created_at": finetune.created_at,
+    }
+
+
+def weights(session: Session, runtime: Runtime, owner: Owner, finetune_id: str) -> tuple[Finetune, Path]:
+    """The fine-tuned weights file; 409 until the fine-tune succeeded."""
+    finetune = get(session, owner, finetune_id)
+    job = jobs_repo.get(session, finetune.job_id) if finetune.job_id else None
+    state = state_of(finetune, job)
+    if state in ("queued", "running"):
+        raise Conflict(f"fine-tune {finetune_id!r} is {state}; poll GET /v1/finetunes/{finetune_id} and "
+                       "download the weights once it succeeded", details={"job_id": finetune.job_id, "state": state})
+    if state != "succeeded" or not finetune.path:
+        reason = f" ({job.error})" if job is not None and job.error else ""
+        raise Conflict(f"fine-tune {finetune_id!r} {state}{reason}: it has no weights; start a new one",
+                       details={"job_id": finetune.job_id, "state": state})
+    path = runtime.storage.resolve(finetune.path)
+    if not path.is_file():
+        raise Conflict(f"the weights of fine-tune {finetune_id!r} are missing from the data directory",
+                       details={"path": finetune.path})
+    return finetune, path

@@ -1,0 +1,73 @@
+"""``finetune``: train one architecture of a zoo on the zoo's dataset (``blockzoo.finetune.finetune``).
+
+The weights go to ``zoos/<zoo_id>/finetunes/<finetune_id>.safetensors``; a checkpoint beside
+them (written each epoch by the core) makes a redelivered job resume, and a job that already
+recorded its weights returns that result instead of training again.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from app.db.models import Dataset, Finetune
+from app.repositories import finetunes as finetunes_repo
+from app.services.finetunes import weights_path
+from app.services.zoos import space_of
+from worker.context import JobContext
+from worker.jobs.common import load_zoo_row, open_zoo, record_blocks, scaled
+from worker.registry import job_kind
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _load(ctx: JobContext) -> Finetune:
+    with ctx.session() as session:
+        row = finetunes_repo.get(session, ctx.payload["finetune_id"])
+        if row is None:
+            raise LookupError(f"fine-tune {ctx.payload['finetune_id']!r} no longer exists")
+        session.expunge(row)
+        return row
+
+
+@job_kind("finetune")
+def finetune(ctx: JobContext) -> dict[str, Any]:
+    from blockzoo.data import open_store
+    from blockzoo.finetune import finetune as finetune_architecture
+    from blockzoo.training import TrainRecipe
+    from blockzoo.zoo import file_sha256
+
+    row = _load(ctx)
+    zoo_row = load_zoo_row(ctx)
+    path = weights_path(ctx.storage, zoo_row, row.id)
+    if row.result and row.content_hash and path.is_file() and file_sha256(path) == row.content_hash:
+        return {"finetune_id": row.id, **row.result}  # finished before a redelivery
+    with ctx.session() as session:
+        dataset = session.get(Dataset, zoo_row.dataset_id)
+        if dataset is None:
+            raise LookupError(f"dataset {zoo_row.dataset_id!r} no longer exists")
+        store_path = ctx.storage.resolve(dataset.path)
+    arch = space_of(zoo_row).parse(row.arch_id)
+    recipe = TrainRecipe.from_dict(row.recipe)
+    zoo = open_zoo(ctx, zoo_row)
+    start = 0.0
+    if row.init == "zoo":  # distil the missing blocks here, with progress and cancel, and record them
+        start = 0.2
+        ctx.progress(0.0, f"distilling the blocks of {arch.id} if missing")
+        zoo.ensure_blocks([arch], progress=scaled(ctx, 0.0, start), should_stop=ctx.should_stop)
+        record_blocks(ctx, zoo_row, zoo, list(enumerate(arch.expand)))
+    ctx.check_stop()
+    ctx.progress(start, f"fine-tuning {arch.id} from {row.init} init")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = finetune_architecture(zoo, arch, open_store(store_path), recipe, init=row.init, out_path=path,
+                                   progress=scaled(ctx, start, 1.0), should_stop=ctx.should_stop)
+    body = {"arch_id": arch.id, "architecture": arch.to_dict(), "init": result.init,
+            "initial_test_accuracy": _finite(result.initial_test_accuracy),
+            "test_accuracy": _finite(result.test_accuracy), "steps": result.steps, "seconds": result.seconds,
+            "recipe": recipe.to_dict(), "sha256": result.sha256, "bytes": path.stat().st_size}
+    with ctx.session() as session:
+        finetunes_repo.set_result(session, row.id, body, ctx.storage.relative(path), result.sha256)
+        session.commit()
+    return {"finetune_id": row.id, **body}
