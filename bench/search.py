@@ -186,7 +186,7 @@ def write_markdown(out: dict, path: Path) -> None:
     lines = [
         "# Search benchmark: evolution vs random search, prefix cache (`mbv3-tiny`, Fashion-MNIST, CPU)",
         "",
-        f"Command: `{out['command']}`",
+        f"Command: `{out['command'].strip()}`",
         "",
         f"Machine: {out['machine']}; load average at start {out['load_average']} (2 cores shared with other "
         f"jobs: absolute seconds are inflated, ratios are measured on the same work in the same minutes). "
@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
     speed_result = speed(zoo, budget, args)
     reference = args.work / "reference.json"
     out = {
-        "command": "PYTHONPATH=. .venv/bin/python bench/search.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(["PYTHONPATH=. .venv/bin/python bench/search.py",
+                             *(sys.argv[1:] if argv is None else argv)]),
         "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, 1 intra-op thread",
         "load_average": load_average,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
