@@ -536,7 +536,8 @@ def make_report(bench: Bench, out_stem: Path) -> dict[str, Any]:
                                                 for t, v in gtt["seconds"].items()}},
         "reference": bench.reference_json(),
         "proxy_cost": {name: {k: _clean(e.get(k, float("nan"))) for k in
-                              ("score_seconds_per_arch", "score_seconds_single_arch", "distill_seconds")}
+                              ("score_seconds_per_arch", "score_cpu_seconds_per_arch", "score_seconds_single_arch",
+                               "distill_seconds", "distill_cpu_seconds")}
                        | {"blocks_distilled": e.get("blocks_distilled")}
                        for name, e in proxies.items()},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -546,8 +547,8 @@ def make_report(bench: Bench, out_stem: Path) -> dict[str, Any]:
     }
     figures = plot(report, out_stem.name)
     report["figures"] = figures
-    atomic_write_json(report, out_stem.with_suffix(".json"))
-    out_stem.with_suffix(".md").write_text(markdown(report))
+    atomic_write_json(report, out_stem.parent / f"{out_stem.name}.json")
+    (out_stem.parent / f"{out_stem.name}.md").write_text(markdown(report))
     return report
 
 
@@ -575,7 +576,8 @@ def plot(report: dict[str, Any], stem: str) -> dict[str, str]:
         ax.set_title(f"vs {target} final accuracy")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Spearman ρ")
-    axes[0].legend(fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8)
     fig.suptitle(f"Figure 2 ({report['status']}, {report['protocol']['name']} protocol): ρ against the number of KD batches")
     fig.tight_layout()
     path = FIGURES / f"{stem}_fig2_rho_vs_T.png"
@@ -649,7 +651,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "## Table 1: rank correlation with final accuracy (bootstrap 95% intervals)",
         "",
-        "| type | proxy | ρ vs SC | ρ vs PR | ρ vs KD | τ vs SC | τ vs PR | τ vs KD | n (SC/PR/KD) | s / arch |",
+        "| type | proxy | ρ vs SC | ρ vs PR | ρ vs KD | τ vs SC | τ vs PR | τ vs KD | n (SC/PR/KD) | wall s / arch |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in r["rows"]:
@@ -664,10 +666,11 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [
         "## Cost per architecture",
         "",
-        f"BlockZoo proxy once the zoo holds the blocks: {_fmt(bz.get('score_seconds_per_arch'))} s per architecture "
-        f"scored in one call (shared prefixes reused), {_fmt(bz.get('score_seconds_single_arch'))} s for one architecture "
-        f"alone; distilling the {bz.get('blocks_distilled')} blocks the K architectures need took "
-        f"{_fmt(bz.get('distill_seconds'))} s (one-time, lazily). Zero-cost baselines: the `s / arch` column "
+        f"BlockZoo proxy once the zoo holds the blocks: {_fmt(bz.get('score_seconds_per_arch'))} s wall "
+        f"({_fmt(bz.get('score_cpu_seconds_per_arch'))} s of CPU time) per architecture scored in one call (shared "
+        f"prefixes reused), {_fmt(bz.get('score_seconds_single_arch'))} s wall for one architecture alone; distilling "
+        f"the {bz.get('blocks_distilled')} blocks the K architectures need took {_fmt(bz.get('distill_seconds'))} s wall "
+        f"({_fmt(bz.get('distill_cpu_seconds'))} s CPU; one-time, lazily). Zero-cost baselines: the `s / arch` column "
         "(20 batches each, seed-0 init). Wall-clock on a shared 2-core machine "
         f"(load {r['machine']['load_1min']:.1f} at report time), {r['machine']['torch_threads']} torch thread(s).",
         "",
