@@ -76,6 +76,7 @@ FIGURES = RESULTS / "figures"
 T_SWEEP = (1, 2, 5, 10, 15, 20, 40)
 ZERO_COST = ("gradnorm", "fisher", "snip", "synflow", "naswot", "flops", "l2norm", "params")
 TARGETS = ("SC", "PR", "KD")
+PROXY_GROUPS = ("main", "zero_cost", "sweep", "epoch")
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ PROTOCOLS: dict[str, Protocol] = {
         name="quick", space="mbv3-tiny", input_size=16, train_limit=2_000, test_limit=2_000,
         reference=TrainRecipe(epochs=3), distill=DISTILL,
         groundtruth=GroundTruthRecipe(epochs=1, warmup_epochs=0.2), k=8, ceiling_k=8, finetune_k=4,
-        t_sweep=(1, 5, 20),
+        t_sweep=(5, 20),
         note="QUICK smoke run: toy data and training, numbers are not evidence",
     ),
     # The paper's space for a lent GPU machine (Fashion-MNIST resized to 32x32); sized to ~15 min.
@@ -238,8 +239,10 @@ class Bench:
         return self._proxies
 
     def save_proxy(self, name: str, entry: dict[str, Any]) -> None:
-        self.proxies()[name] = entry
-        atomic_write_json(self.proxies(), self.proxies_path)
+        # Merge with what other processes wrote meanwhile (several may run disjoint --proxies groups).
+        on_disk = json.loads(self.proxies_path.read_text()) if self.proxies_path.is_file() else {}
+        self._proxies = {**self.proxies(), **on_disk, name: entry}
+        atomic_write_json(self._proxies, self.proxies_path)
 
     def config_key(self, config: dict[str, Any]) -> str:
         return _hash({"config": config, "archs": [a.id for a in self.archs], "data": self.dataset_hash,
@@ -267,9 +270,10 @@ class Bench:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         scores = score_architectures(zoo, self.archs, recalibrate=recalibrate)
         score_wall, score_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        # Cost of one architecture alone (no prefix sharing with others): the first 3, averaged.
+        # Cost of one architecture alone (no prefix sharing with others): the first 3, averaged;
+        # measured for the main recipe only (the other configurations cost the same per batch).
         single = []
-        for arch in self.archs[:3]:
+        for arch in (self.archs[:3] if name == "blockzoo" else []):
             fresh = BlockZoo.open(zoo.root)
             w0 = time.perf_counter()
             score_architectures(fresh, [arch], recalibrate=recalibrate)
@@ -281,7 +285,7 @@ class Bench:
             "kd_loss": {s.arch_id: s.kd_loss for s in scores},
             "blocks_distilled": missing_before, "distill_seconds": distill_wall, "distill_cpu_seconds": distill_cpu,
             "score_seconds_per_arch": score_wall / len(self.archs), "score_cpu_seconds_per_arch": score_cpu / len(self.archs),
-            "score_seconds_single_arch": sum(single) / len(single),
+            "score_seconds_single_arch": sum(single) / len(single) if single else float("nan"),
             "load_1min": os.getloadavg()[0], "threads": torch.get_num_threads(),
         })
         log(f"{name}: done (distill {distill_wall:.0f} s for {missing_before} blocks, score {score_wall / len(self.archs):.2f} s/arch)")
@@ -334,21 +338,26 @@ class Bench:
                                      "score_seconds_per_arch": sum(secs) / len(secs)})
         log("zero-cost proxies: done")
 
-    def run_proxies(self) -> None:
+    def run_proxies(self, groups: tuple[str, ...] = PROXY_GROUPS) -> None:
+        """The proxy groups in order; separate processes may run disjoint groups at once."""
         self.ensure_reference()
-        self.zoo_proxy("blockzoo", self.p.distill)
-        self.pr_only(recalibrate=True)
-        self.pr_only(recalibrate=False)
-        self.zoo_proxy("blockzoo_no_recal", self.p.distill, recalibrate=False)
-        self.zoo_proxy("kd_only_T20", replace(self.p.distill, init="random"))
-        self.zero_cost()
-        for t in self.p.t_sweep:
-            if t != self.p.distill.batches:
-                self.zoo_proxy(f"blockzoo_T{t}", replace(self.p.distill, batches=t))
-        for t in self.p.t_sweep:
-            if t != 20:
-                self.zoo_proxy(f"kd_only_T{t}", replace(self.p.distill, init="random", batches=t))
-        self.zoo_proxy("kd_only_epoch", replace(self.p.distill, init="random", batches=self.epoch_batches()))
+        if "main" in groups:
+            self.zoo_proxy("blockzoo", self.p.distill)
+            self.pr_only(recalibrate=True)
+            self.pr_only(recalibrate=False)
+            self.zoo_proxy("blockzoo_no_recal", self.p.distill, recalibrate=False)
+            self.zoo_proxy("kd_only_T20", replace(self.p.distill, init="random"))
+        if "zero_cost" in groups:
+            self.zero_cost()
+        if "sweep" in groups:
+            for t in self.p.t_sweep:
+                if t != self.p.distill.batches:
+                    self.zoo_proxy(f"blockzoo_T{t}", replace(self.p.distill, batches=t))
+            for t in self.p.t_sweep:
+                if t != 20:
+                    self.zoo_proxy(f"kd_only_T{t}", replace(self.p.distill, init="random", batches=t))
+        if "epoch" in groups:
+            self.zoo_proxy("kd_only_epoch", replace(self.p.distill, init="random", batches=self.epoch_batches()))
 
     # --- ground truth --------------------------------------------------------------------------------
     def groundtruth(self) -> GroundTruth:
@@ -707,6 +716,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick protocol (<= 15 minutes, smoke run)")
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop cleanly after this long")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--proxies", default=",".join(PROXY_GROUPS),
+                        help=f"proxy groups for --stage proxies, comma-separated (default all: {','.join(PROXY_GROUPS)})")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     protocol = PROTOCOLS["quick" if args.quick else args.protocol]
@@ -716,7 +727,7 @@ def main() -> None:
     started = time.perf_counter()
     try:
         if args.stage in ("proxies", "all"):
-            bench.run_proxies()
+            bench.run_proxies(tuple(g for g in args.proxies.split(",") if g))
         if args.stage in ("groundtruth", "all"):
             bench.run_groundtruth()
     except Cancelled:
