@@ -16,8 +16,8 @@ divides by ``C`` only; the two differ by a constant factor that the learning rat
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
+from dataclasses import asdict, dataclass
+from typing import Callable, ClassVar, Hashable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,14 +25,17 @@ from torch import nn
 
 from .nets import Network
 from .progress import StopFn, check_stop
+from .recipe import Recipe
 
 OPTIMIZERS = ("sgd", "adam")
 INITS = ("remap", "random")
 
 
 @dataclass(frozen=True)
-class DistillRecipe:
+class DistillRecipe(Recipe):
     """How the block zoo is distilled. Defaults: the paper's T=20 batches (see docs/proxy-tuning.md)."""
+
+    kind: ClassVar[str] = "distill recipe"
 
     batches: int = 20            # T: KD batches, each seen once
     batch_size: int = 64
@@ -70,17 +73,6 @@ class DistillRecipe:
             problems.append("chunk_size must be >= 1")
         if problems:
             raise ValueError("invalid distill recipe: " + "; ".join(problems))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DistillRecipe":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown distill recipe field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
 
 
 @dataclass

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +23,15 @@ from torch import nn
 
 from .data import augment, shuffled_batches
 from .progress import ProgressFn, StopFn, check_stop, report
+from .recipe import Recipe
 
 
 @dataclass(frozen=True)
-class TrainRecipe:
+class TrainRecipe(Recipe):
+    """How one network is trained (defaults: the module docstring's recipe)."""
+
+    kind: ClassVar[str] = "training recipe"
+
     epochs: float = 8
     batch_size: int = 128
     lr: float = 0.1              # for batch_size 128; scaled linearly with batch_size
@@ -59,17 +64,6 @@ class TrainRecipe:
             problems.append("precise_bn_batches must be between 0 and 10000")
         if problems:
             raise ValueError("invalid training recipe: " + "; ".join(problems))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainRecipe":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training recipe field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
 
 
 @dataclass(frozen=True)
