@@ -388,11 +388,19 @@ class Bench:
 # report
 
 def _rank_corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    from scipy.stats import kendalltau, spearmanr
+    """Spearman ρ and Kendall τ-b (ties handled as scipy does), vectorised for the bootstrap."""
+    from scipy.stats import rankdata
 
     if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
         return float("nan"), float("nan")
-    return float(spearmanr(x, y).statistic), float(kendalltau(x, y).statistic)
+    rho = float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
+    dx = np.sign(x[:, None] - x[None, :])
+    dy = np.sign(y[:, None] - y[None, :])
+    iu = np.triu_indices(len(x), 1)
+    dx, dy = dx[iu], dy[iu]
+    denom = math.sqrt(float(np.count_nonzero(dx)) * float(np.count_nonzero(dy)))
+    tau = float((dx * dy).sum() / denom) if denom else float("nan")
+    return rho, tau
 
 
 def correlate(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -529,6 +537,21 @@ def make_report(bench: Bench, out_stem: Path) -> dict[str, Any]:
     complete = (len(table["SC"]) == len(ids) and len(both) >= min(p.ceiling_k, 10)
                 and len(table["PR"]) >= p.finetune_k and len(table["KD"]) >= p.finetune_k)
     status = ("quick" if p.name == "quick" else "complete" if complete else "partial")
+    ours = next((r for r in rows if r["name"] == "blockzoo"), None)
+    baselines = [r for r in rows if r["group"] == "baseline" and r["spearman"]["SC"] is not None]
+    best = max(baselines, key=lambda r: r["spearman"]["SC"], default=None)
+    bz_cost = proxies.get("blockzoo", {}).get("score_seconds_per_arch")
+    acceptance = {
+        "ceiling_at_least_0.9_on_10": bool(ceiling_detail["n"] >= 10 and (ceiling_detail["spearman"] or 0) >= 0.9),
+        "blockzoo_rho_sc": None if ours is None else ours["spearman"]["SC"],
+        "blockzoo_rho_sc_n": None if ours is None else ours["n"]["SC"],
+        "blockzoo_rho_sc_at_least_0.8_on_40": bool(ours is not None and ours["n"]["SC"] >= 40
+                                                   and (ours["spearman"]["SC"] or -1) >= 0.8),
+        "best_baseline": None if best is None else {"name": best["name"], "rho_sc": best["spearman"]["SC"]},
+        "blockzoo_above_every_baseline": bool(ours is not None and best is not None and ours["spearman"]["SC"] is not None
+                                              and ours["spearman"]["SC"] > best["spearman"]["SC"]),
+        "blockzoo_seconds_per_arch": _clean(bz_cost) if bz_cost is not None else None,
+    }
     report = {
         "status": status,
         "protocol": p.to_dict(),
@@ -536,6 +559,7 @@ def make_report(bench: Bench, out_stem: Path) -> dict[str, Any]:
         "archs": ids,
         "ceiling": _clean(ceiling["spearman"]),
         "ceiling_detail": ceiling_detail,
+        "acceptance": acceptance,
         "rows": rows,
         "extra_signals": extras,
         "t_sweep": {k: {str(t): v for t, v in d.items()} for k, d in sweep.items()},
@@ -649,6 +673,16 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Ground truth so far: SC {gt['counts']['SC']}/{r['k']}, PR {gt['counts']['PR']}, KD {gt['counts']['KD']}; "
         f"SC accuracy range {gt['accuracy_range']['SC']}; mean training time (s): {gt['mean_train_seconds']}.",
+        "",
+        "## Acceptance checks (issue 3)",
+        "",
+        f"- seed-to-seed ceiling ≥ 0.9 on ≥ 10 architectures: **{'yes' if r['acceptance']['ceiling_at_least_0.9_on_10'] else 'no'}**",
+        f"- BlockZoo ρ vs SC ≥ 0.80 over 40 architectures: **{'yes' if r['acceptance']['blockzoo_rho_sc_at_least_0.8_on_40'] else 'no'}** "
+        f"(ρ = {_fmt(r['acceptance']['blockzoo_rho_sc'])} on {r['acceptance']['blockzoo_rho_sc_n']})",
+        f"- BlockZoo above every baseline vs SC: **{'yes' if r['acceptance']['blockzoo_above_every_baseline'] else 'no'}** "
+        f"(best baseline: {r['acceptance']['best_baseline']})",
+        f"- BlockZoo proxy wall seconds per architecture (zoo holding the blocks): {_fmt(r['acceptance']['blockzoo_seconds_per_arch'])} "
+        "(target ≤ 2 s on 2 quiet cores for mbv3-tiny at T = 20)",
         "",
         "## Seed-to-seed ceiling",
         "",
