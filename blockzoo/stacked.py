@@ -204,17 +204,32 @@ def plan_chunks(blocks: Sequence[nn.Sequential], batch_size: int, input_size: in
     return chunks
 
 
+class _AddBias(torch.autograd.Function):
+    """``y + bias`` for y [n, B, S], bias [n, S], with the bias gradient (a sum over B) taken by
+    matmul: torch's sum over B of [n, B, S] sums in an order that depends on ``n``, and a
+    candidate's result must not depend on its chunk companions."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return y + bias.unsqueeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        ones = grad.new_ones(grad.shape[0], 1, grad.shape[1])
+        return grad, torch.bmm(ones, grad).squeeze(1)
+
+
 def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``bmm(x, weight) + bias`` for x [n, B, K], weight [n, K, S], bias [n, S], the bias folded
-    into the matmul: its gradient, a sum over B, is then a matmul too, whose order of summation
-    does not depend on ``n`` (torch's sum over B of [n, B, S] does)."""
-    ones = x.new_ones(x.shape[0], x.shape[1], 1)
-    return torch.bmm(torch.cat([x, ones], 2), torch.cat([weight, bias.unsqueeze(1)], 1))
+    """``x @ weight + bias`` per copy: x [n, B, K], weight [n, K, S], bias [n, S]. The bias is added
+    after the matmul, as the per-block conv does: folding it into the matmul changed the rounding
+    of SE pre-activations that are exactly 0 in the reference (half of them in a trained one's
+    last stage) and so the ReLU's gradient there."""
+    return _AddBias.apply(torch.bmm(x, weight), bias)
 
 
 class _Gate(torch.autograd.Function):
     """``x * gate`` for x [B, P, C], gate [B, C] (the SE multiply), the gate's gradient (a sum
-    over pixels) by matmul, for the same reason as :func:`_affine`."""
+    over pixels) by matmul, for the same reason as :class:`_AddBias`."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
