@@ -163,10 +163,15 @@ class GroundTruth:
     def key_material(self, job: Job) -> dict[str, Any]:
         if job.init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}, got {job.init!r}")
-        return {"version": CACHE_VERSION, "space": self.space.to_dict(), "arch": job.arch.id,
-                "init": job.init, "recipe": self.recipe.to_dict(), "seed": job.seed,
-                "dataset_hash": self.dataset_hash, "test_limit": self.test_limit,
-                "init_source": self.init_source(job.init)}
+        material = {"version": CACHE_VERSION, "space": self.space.to_dict(), "arch": job.arch.id,
+                    "init": job.init, "recipe": self.recipe.to_dict(), "seed": job.seed,
+                    "dataset_hash": self.dataset_hash, "test_limit": self.test_limit,
+                    "init_source": self.init_source(job.init)}
+        if self.device.type != "cpu":
+            # Another device draws other random streams (data order, crops) and rounds differently:
+            # its results are not the CPU's.
+            material["device_type"] = self.device.type
+        return material
 
     def key(self, job: Job) -> str:
         return hashlib.sha256(_canonical(self.key_material(job)).encode()).hexdigest()

@@ -208,7 +208,9 @@ def _open_zoo(path: Path) -> "BlockZoo":
 
     if not (path / "manifest.json").is_file():
         raise CliError(f"no block zoo at {path} (manifest.json missing); create one with `blockzoo zoo build`")
-    return BlockZoo.open(path)
+    from .training import default_device
+
+    return BlockZoo.open(path, device=default_device())
 
 
 def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
@@ -416,7 +418,10 @@ def _create_zoo(args: argparse.Namespace, out: Path) -> "BlockZoo":
     store = _open_dataset(args.dataset)
     reference_recipe = json.loads(meta["recipe"]) if "recipe" in meta else None
     try:
-        return BlockZoo.create(out, space, store, args.reference, recipe, reference_recipe=reference_recipe)
+        from .training import default_device
+
+        return BlockZoo.create(out, space, store, args.reference, recipe, reference_recipe=reference_recipe,
+                               device=default_device())
     except RuntimeError as exc:  # load_state_dict: the weights do not fit this space/dataset
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(f"the reference {args.reference} does not fit space {space.name!r} with "

@@ -141,7 +141,7 @@ def distill_blocks(blocks: Mapping[Hashable, nn.Module], teacher: StageTeacher, 
             module.train()  # BN in train mode during KD (DESIGN §3)
         params = [p for module in modules for p in module.parameters()]
         optimizer = make_optimizer(params, recipe)
-        history = torch.zeros(len(chunk), max(steps, 1))
+        history = torch.zeros(len(chunk), max(steps, 1), device=teacher.inputs[0].device if steps else None)
         for t in range(steps):
             x, y = teacher.inputs[t], teacher.targets[t]
             losses = torch.stack([F.mse_loss(module(x), y) for module in modules])

@@ -52,7 +52,8 @@ def remap_block(space: SearchSpace, stage: int, expand: Sequence[int],
     """A candidate block of ``stage`` initialised from ``reference_block`` (layers and channels)."""
     if len(expand) > len(reference_block):
         raise ValueError(f"candidate depth {len(expand)} exceeds the reference's {len(reference_block)}")
-    block = build_block(space, stage, expand)
+    # Built where the reference lives, so a zoo on a GPU remaps and trains there.
+    block = build_block(space, stage, expand).to(next(reference_block.parameters()).device)
     for candidate_layer, reference_layer in zip(block, reference_block):
         remap_into(reference_layer, candidate_layer)
     return block

@@ -122,6 +122,10 @@ class KDData:
         return cls(x[kd].contiguous(), y[kd].contiguous(), x[held].contiguous(), y[held].contiguous(),
                    recipe.batch_size)
 
+    def to(self, device: torch.device) -> "KDData":
+        return KDData(self.inputs.to(device), self.labels.to(device), self.heldout_inputs.to(device),
+                      self.heldout_labels.to(device), self.batch_size)
+
     def save(self, path: Path) -> None:
         atomic_save({"inputs": self.inputs, "labels": self.labels, "heldout_inputs": self.heldout_inputs,
                      "heldout_labels": self.heldout_labels}, path, {"batch_size": str(self.batch_size)})
@@ -139,9 +143,12 @@ class KDData:
 class BlockZoo:
     """A persisted block zoo (see module docstring). Open with :meth:`open`, make with :meth:`create`."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, root: Path, manifest: dict[str, Any], device: torch.device | str | None = None) -> None:
         self.root = Path(root)
         self.manifest = manifest
+        # Where KD and scoring compute (files always hold CPU tensors, so a zoo built on a GPU
+        # opens anywhere).
+        self.device = torch.device(device or "cpu")
         self.space = SearchSpace.from_dict(manifest["space"])
         self.recipe = DistillRecipe.from_dict(manifest["recipe"])
         self.in_channels: int = manifest["in_channels"]
@@ -157,7 +164,8 @@ class BlockZoo:
     # --- creation and opening ----------------------------------------------------------
     @classmethod
     def create(cls, root: Path | str, space: SearchSpace, store: "DatasetStore", reference_path: Path | str,
-               recipe: DistillRecipe, *, reference_recipe: dict[str, Any] | None = None) -> "BlockZoo":
+               recipe: DistillRecipe, *, reference_recipe: dict[str, Any] | None = None,
+               device: torch.device | str | None = None) -> "BlockZoo":
         """A new zoo for ``store``: loads the trained reference, draws the KD batches, writes the manifest."""
         from .data import channel_stats, to_tensor_split
 
@@ -170,7 +178,7 @@ class BlockZoo:
             in_channels=in_channels, num_classes=num_classes,
             dataset_hash=store.meta.get("content_hash", ""),
             normalization={"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
-            class_names=list(store.class_names), reference_recipe=reference_recipe,
+            class_names=list(store.class_names), reference_recipe=reference_recipe, device=device,
         )
 
     @classmethod
@@ -178,7 +186,7 @@ class BlockZoo:
                recipe: DistillRecipe, *, in_channels: int, num_classes: int,
                dataset_hash: str = "", normalization: dict[str, list[float]] | None = None,
                class_names: list[str] | None = None, reference_recipe: dict[str, Any] | None = None,
-               ) -> "BlockZoo":
+               device: torch.device | str | None = None) -> "BlockZoo":
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         reference_hash = save_network(reference, root / "reference.safetensors",
@@ -199,10 +207,10 @@ class BlockZoo:
                            "sha256": file_sha256(root / "kd_batches.safetensors")},
         }
         atomic_write_text(json.dumps(manifest, indent=2), root / "manifest.json")
-        return cls(root, manifest)
+        return cls(root, manifest, device)
 
     @classmethod
-    def open(cls, root: Path | str) -> "BlockZoo":
+    def open(cls, root: Path | str, device: torch.device | str | None = None) -> "BlockZoo":
         root = Path(root)
         path = root / "manifest.json"
         if not path.is_file():
@@ -210,7 +218,7 @@ class BlockZoo:
         manifest = json.loads(path.read_text())
         if manifest.get("version") != MANIFEST_VERSION:
             raise ValueError(f"unsupported zoo manifest version {manifest.get('version')}")
-        return cls(root, manifest)
+        return cls(root, manifest, device)
 
     # --- reference and teacher features ------------------------------------------------
     @property
@@ -219,13 +227,13 @@ class BlockZoo:
         if self._reference is None:
             net = load_network(self.space, self.space.reference, self.in_channels, self.num_classes,
                                self.root / "reference.safetensors")
-            self._reference = reorder_channels(net, self.recipe.remap_order).eval()
+            self._reference = reorder_channels(net, self.recipe.remap_order).to(self.device).eval()
         return self._reference
 
     @property
     def kd_data(self) -> KDData:
         if self._kd is None:
-            self._kd = KDData.load(self.root / "kd_batches.safetensors")
+            self._kd = KDData.load(self.root / "kd_batches.safetensors").to(self.device)
         return self._kd
 
     def teacher(self, stage: int) -> StageTeacher:
@@ -262,6 +270,7 @@ class BlockZoo:
             return self._block_cache[key]
         block = build_block(self.space, stage, expand)
         block.load_state_dict(load_file(str(self.block_path(stage, expand))))
+        block.to(self.device)
         self._block_cache[key] = block
         while len(self._block_cache) > self.block_cache_size:
             self._block_cache.popitem(last=False)
@@ -277,7 +286,7 @@ class BlockZoo:
             torch.manual_seed(seed)
             block = build_block(self.space, stage, expand)
             init_weights(block)
-        return block
+        return block.to(self.device)
 
     def missing_blocks(self, archs: Iterable[Architecture]) -> dict[int, list[tuple[int, ...]]]:
         missing: dict[int, list[tuple[int, ...]]] = {}

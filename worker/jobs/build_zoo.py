@@ -26,6 +26,7 @@ def _mark_failed(ctx: JobContext, error: str) -> None:
 
 @job_kind("build_zoo", on_failure=_mark_failed)
 def build_zoo(ctx: JobContext) -> dict[str, Any]:
+    from blockzoo.training import default_device
     from blockzoo.zoo import BlockZoo
 
     setup_torch(ctx)
@@ -34,7 +35,7 @@ def build_zoo(ctx: JobContext) -> dict[str, Any]:
     eager = zoo_row.build == "eager"
     reference_share = 0.3 if eager else 1.0
     if (zoo_dir / "manifest.json").is_file():
-        zoo = BlockZoo.open(zoo_dir)  # resumed after the reference was trained
+        zoo = BlockZoo.open(zoo_dir, device=default_device())  # resumed after the reference was trained
     else:
         zoo, metrics = _train_reference_and_create(ctx, zoo_row, zoo_dir, reference_share)
         with ctx.session() as session:
@@ -62,6 +63,7 @@ def _train_reference_and_create(ctx: JobContext, zoo_row: Any, zoo_dir: Any, sha
     from blockzoo.data import open_store
     from blockzoo.distill import DistillRecipe
     from blockzoo.reference import ReferenceRecipe, train_reference
+    from blockzoo.training import default_device
     from blockzoo.zoo import BlockZoo
 
     with ctx.session() as session:
@@ -85,7 +87,8 @@ def _train_reference_and_create(ctx: JobContext, zoo_row: Any, zoo_dir: Any, sha
     ctx.progress(share * 0.95, "selecting the KD batches")
     try:
         zoo = BlockZoo.create(zoo_dir, space, store, reference_path,
-                              DistillRecipe.from_dict(zoo_row.distill_recipe), reference_recipe=recipe_dict)
+                              DistillRecipe.from_dict(zoo_row.distill_recipe), reference_recipe=recipe_dict,
+                              device=default_device())
     except RuntimeError as exc:  # load_state_dict: missing/unexpected keys or wrong shapes
         if not uploaded.is_file():
             raise

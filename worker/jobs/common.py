@@ -37,8 +37,10 @@ def load_zoo_row(ctx: JobContext) -> Zoo:
 def open_zoo(ctx: JobContext, zoo: Zoo) -> BlockZoo:
     from blockzoo.zoo import BlockZoo
 
+    from blockzoo.training import default_device
+
     setup_torch(ctx)
-    return BlockZoo.open(ctx.storage.resolve(zoo.path))
+    return BlockZoo.open(ctx.storage.resolve(zoo.path), device=default_device())
 
 
 def record_blocks(ctx: JobContext, zoo_row: Zoo, zoo: BlockZoo,

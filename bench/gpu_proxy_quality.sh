@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The proxy-quality ground truth (and proxies) of the `cpu` and `dev` protocols on a lent GPU
+# machine, within a fixed budget; everything it finishes lands in the benchmark caches, which
+# are packed into $OUT/results.tgz to be unpacked in the repository root here.
+#
+#   bench/gpu_proxy_quality.sh            # on the GPU machine, from the repository root
+#
+# Needs the Fashion-MNIST .gz files in $BLOCKZOO_FASHION_MNIST_DIR (default .gpu/fashion-mnist,
+# copied there from /usr/share/datasets/fashion-mnist before the call, since that machine has no
+# Debian package), python3 with torch, numpy, safetensors, scipy, pillow.
+set -u
+export PYTHONPATH=. PYTHONUNBUFFERED=1
+export BLOCKZOO_FASHION_MNIST_DIR="${BLOCKZOO_FASHION_MNIST_DIR:-$PWD/.gpu/fashion-mnist}"
+BUDGET_MINUTES="${BUDGET_MINUTES:-8}"
+WORKERS="${WORKERS:-12}"
+OUT="${OUT:-bench/results/tmp/gpu_out}"
+mkdir -p "$OUT"
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  nproc
+  python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())"
+} 2>&1 | tee "$OUT/machine.txt"
+hard_limit=$(python3 -c "print(int($BUDGET_MINUTES * 60 + 75))")
+timeout "$hard_limit" python3 bench/proxy_quality.py --stage parallel --protocols cpu,dev \
+  --workers "$WORKERS" --budget-minutes "$BUDGET_MINUTES" --proxies main,zero_cost,sweep,epoch \
+  >"$OUT/log.txt" 2>&1
+echo "exit status $?" >>"$OUT/log.txt"
+tail -n 40 "$OUT/log.txt"
+# Zoos whose KD batches are small enough to bring back (not the one-epoch KD-only zoo).
+python3 - "$OUT/results.tgz" <<'EOF'
+import sys, tarfile
+from pathlib import Path
+paths = [Path("bench/results/cache/groundtruth"), Path("bench/results/cache/proxy_quality")]
+for zoo in sorted(Path("bench/results/tmp/proxy_quality/zoos").glob("*")):
+    kd = zoo / "kd_batches.safetensors"
+    if kd.is_file() and kd.stat().st_size < 20e6:
+        paths.append(zoo)
+with tarfile.open(sys.argv[1], "w:gz") as tar:
+    for path in paths:
+        if path.exists():
+            tar.add(path)
+print("packed", [str(p) for p in paths])
+EOF
+ls -la "$OUT"
