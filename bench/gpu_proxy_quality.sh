@@ -27,14 +27,16 @@ timeout "$hard_limit" python3 bench/proxy_quality.py --stage parallel --protocol
   >"$OUT/log.txt" 2>&1
 echo "exit status $?" >>"$OUT/log.txt"
 tail -n 40 "$OUT/log.txt"
-# Zoos whose KD batches are small enough to bring back (not the one-epoch KD-only zoo).
+# The caches, and the main zoo (T = 20, PR + KD) that the PR/KD ground truth, the CPU cost
+# measurement and the tuning runs build on; the other zoos' proxies are in proxies.json.
 python3 - "$OUT/results.tgz" <<'EOF'
-import sys, tarfile
+import json, sys, tarfile
 from pathlib import Path
 paths = [Path("bench/results/cache/groundtruth"), Path("bench/results/cache/proxy_quality")]
 for zoo in sorted(Path("bench/results/tmp/proxy_quality/zoos").glob("*")):
-    kd = zoo / "kd_batches.safetensors"
-    if kd.is_file() and kd.stat().st_size < 20e6:
+    manifest = zoo / "manifest.json"
+    recipe = json.loads(manifest.read_text())["recipe"] if manifest.is_file() else {}
+    if recipe.get("batches") == 20 and recipe.get("init") == "remap":
         paths.append(zoo)
 with tarfile.open(sys.argv[1], "w:gz") as tar:
     for path in paths:

@@ -370,7 +370,7 @@ def cmd_reference_train(args: argparse.Namespace) -> int:
 # zoo build, zoo info
 
 DISTILL_FIELDS = ("batches", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed", "remap_order",
-                  "init", "heldout_batches", "chunk_size")
+                  "init", "heldout_batches", "chunk_size", "engine")
 
 
 def _block_counts(zoo: "BlockZoo") -> list[dict[str, int]]:
@@ -730,6 +730,8 @@ def _add_zoo(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("remap", "random"), default=None, help="remap (PR+KD) or random (KD only)")
     p.add_argument("--heldout-batches", type=int, default=None)
     p.add_argument("--chunk-size", type=int, default=None, help="blocks distilled together (memory knob)")
+    p.add_argument("--engine", choices=("stacked", "loop"), default=None,
+                   help="KD engine: stacked (default, a stage's blocks as one computation) or loop")
     p.add_argument("--seed", type=int, default=None, help="picks the KD batches")
 
     p = _add_command(actions, "info", cmd_zoo_info, [common], "zoo info", help="summarise a zoo",

@@ -36,6 +36,7 @@ from .nets import Network, build_block, build_network, init_weights
 from .progress import ProgressFn, StopFn, check_stop, report
 from .remap import remap_block, reorder_channels
 from .space import Architecture, SearchSpace, block_code
+from .stacked import distill_stacked
 
 if TYPE_CHECKING:
     from .data import DatasetStore
@@ -150,7 +151,8 @@ class BlockZoo:
         # opens anywhere).
         self.device = torch.device(device or "cpu")
         self.space = SearchSpace.from_dict(manifest["space"])
-        self.recipe = DistillRecipe.from_dict(manifest["recipe"])
+        # Zoos made before the engine was a recipe field were distilled by the loop engine.
+        self.recipe = DistillRecipe.from_dict({"engine": "loop", **manifest["recipe"]})
         self.in_channels: int = manifest["in_channels"]
         self.num_classes: int = manifest["num_classes"]
         self._reference: Optional[Network] = None
@@ -315,7 +317,8 @@ class BlockZoo:
                 report(progress, done / max(total, 1), f"distilled {done}/{total} blocks (stage {stage + 1})")
 
             check_stop(should_stop)
-            distill_blocks(blocks, self.teacher(stage), self.recipe, should_stop, on_chunk_done=persist)
+            engine = distill_stacked if self.recipe.engine == "stacked" else distill_blocks
+            engine(blocks, self.teacher(stage), self.recipe, should_stop, on_chunk_done=persist)
         return done
 
     def ensure_blocks(self, archs: Iterable[Architecture], progress: Optional[ProgressFn] = None,

@@ -182,6 +182,9 @@ def test_finetune_errors(zoo: Zoo) -> None:
             assert_error(c.post(f"/v1/zoos/{building['zoo']['id']}/finetunes",
                                 json={"architecture": "d11111-e2.2.2.2.2"}), 409, "conflict", "still building")
             assert c.post(f"/v1/jobs/{building['job']['id']}/cancel").json()["state"] == "cancelled"
+            # The zoo of a build cancelled while queued does not stay "building" forever.
+            cancelled_zoo = c.get(f"/v1/zoos/{building['zoo']['id']}").json()
+            assert cancelled_zoo["state"] == "failed" and "cancelled" in cancelled_zoo["error"], cancelled_zoo
 
             # A fine-tune cancelled before it ran has no weights.
             cancelled = c.post(url, json={"architecture": "d11111-e2.2.2.2.2"}).json()

@@ -31,15 +31,21 @@ def run_job(job_id: str, runtime: Runtime) -> str:
             return "missing"
         if job.state in jobs_repo.TERMINAL:
             return job.state
+        ctx = JobContext(job_id=job.id, kind=job.kind, owner_id=job.owner_id, zoo_id=job.zoo_id,
+                         payload=dict(job.payload or {}), runtime=runtime)
         if job.cancel_requested:
             _finish(runtime, job_id, "cancelled", message="cancelled before it started")
+            try:
+                on_failure = get_kind(ctx.kind).on_failure
+            except LookupError:
+                on_failure = None
+            if on_failure:
+                _safe(on_failure, ctx, "cancelled before it started")
             return "cancelled"
         if not jobs_repo.claim(session, job_id):
             session.rollback()
             return jobs_repo.get(session, job_id).state  # type: ignore[union-attr]
         session.commit()
-        ctx = JobContext(job_id=job.id, kind=job.kind, owner_id=job.owner_id, zoo_id=job.zoo_id,
-                         payload=dict(job.payload or {}), runtime=runtime)
 
     log.info("job %s (%s): started", job_id, ctx.kind)
     try:

@@ -66,7 +66,9 @@ class DistillRecipeIn(BaseModel):
     remap_order: Literal["first", "l1"] | None = None
     init: Literal["remap", "random"] | None = None
     heldout_batches: int | None = Field(default=None, ge=0, le=1000)
-    chunk_size: int | None = Field(default=None, ge=1, description="Blocks trained together (memory knob).")
+    chunk_size: int | None = Field(default=None, ge=1, description="Loop engine: blocks trained together (memory knob).")
+    engine: Literal["stacked", "loop"] | None = Field(
+        default=None, description="stacked (default): a stage's blocks packed into one computation; loop: one by one.")
 
 
 class ZooCreate(BaseModel):

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import new_id, utcnow
-from app.db.models import Job, Owner
+from app.db.models import Job, Owner, Zoo
 from app.errors import Conflict, NotFound
 from app.repositories import jobs as jobs_repo
 from app.repositories.common import get_owned
@@ -65,11 +65,23 @@ def cancel(session: Session, owner: Owner, job_id: str) -> Job:
     job = get(session, owner, job_id)
     if job.state in jobs_repo.TERMINAL:
         raise Conflict(f"job {job_id!r} already finished ({job.state}); nothing to cancel")
-    if not jobs_repo.cancel_if_queued(session, job_id):
+    if jobs_repo.cancel_if_queued(session, job_id):
+        _mark_zoo_of_cancelled_build(session, job)
+    else:
         # Running: the runner checks this flag between steps and stops at a safe point.
         jobs_repo.request_cancel(session, job_id)
     session.commit()
     return jobs_repo.get(session, job_id)  # type: ignore[return-value]
+
+
+def _mark_zoo_of_cancelled_build(session: Session, job: Job) -> None:
+    """A build cancelled before it started leaves no zoo to wait for: say so on the zoo, as the
+    worker does for a build cancelled while running."""
+    if job.kind != "build_zoo" or not job.zoo_id:
+        return
+    zoo = session.get(Zoo, job.zoo_id)
+    if zoo is not None and zoo.state == "building":
+        zoo.state, zoo.error = "failed", "the build job was cancelled before it started"
 
 
 def wait(factory: sessionmaker[Session], job_id: str, timeout_s: float) -> Job:
