@@ -96,6 +96,12 @@ def recalibrate_batchnorm(net: nn.Module, batches: Sequence[torch.Tensor]) -> nn
     return net
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Images in channels-last layout: 1.3-4x faster convolutions on CPU (oneDNN) for these
+    small depthwise networks (measured: docs/core-api.md, "Speed"); a no-op for other tensors."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -110,7 +116,7 @@ def _param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> float:
     """Top-1 accuracy of ``net`` (eval mode) on a whole split held as tensors."""
     if len(y) == 0:
         return float("nan")
@@ -118,8 +124,9 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     net.eval()
     device = next(net.parameters()).device
     correct = 0
+    # Batches of ~128 keep activations in cache: on CPU 1,280 images in one call took 4x longer.
     for start in range(0, len(y), batch_size):
-        logits = net(x[start:start + batch_size].to(device))
+        logits = net(channels_last(x[start:start + batch_size].to(device)))
         correct += int((logits.argmax(1).cpu() == y[start:start + batch_size].cpu()).sum())
     net.train(was_training)
     return correct / len(y)
@@ -133,6 +140,8 @@ def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
     """Train ``net`` in place with ``recipe``; returns test accuracy (NaN without a test split)."""
     device = device or default_device()
     net.to(device)
+    if x_train.dim() == 4:
+        net.to(memory_format=torch.channels_last)
     x_train, y_train = x_train.to(device), y_train.to(device)
     steps_per_epoch = math.ceil(len(y_train) / recipe.batch_size)
     total_steps = max(1, round(recipe.epochs * steps_per_epoch))
@@ -166,6 +175,7 @@ def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
             x, y = x_train[index], y_train[index]
             if recipe.augment or recipe.flip:
                 x = augment(x, generator, pad=2 if recipe.augment else 0, flip=recipe.flip)
+            x = channels_last(x)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
             logits = net(x)
@@ -189,6 +199,6 @@ def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
     if recipe.precise_bn_batches:
         order = torch.randperm(len(y_train), generator=generator, device=generator.device).to(device)
         chunks = order[: recipe.precise_bn_batches * recipe.batch_size].split(recipe.batch_size)
-        recalibrate_batchnorm(net, [x_train[index] for index in chunks])
+        recalibrate_batchnorm(net, [channels_last(x_train[index]) for index in chunks])
     test_accuracy = evaluate(net, x_test, y_test) if x_test is not None and y_test is not None else float("nan")
     return TrainResult(test_accuracy, correct / max(seen, 1), step, time.perf_counter() - started)
