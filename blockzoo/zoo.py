@@ -37,6 +37,7 @@ from .progress import ProgressFn, StopFn, check_stop, report
 from .remap import remap_block, reorder_channels
 from .space import Architecture, SearchSpace, block_code
 from .stacked import distill_stacked
+from .training import channels_last
 
 if TYPE_CHECKING:
     from .data import DatasetStore
@@ -124,8 +125,10 @@ class KDData:
                    recipe.batch_size)
 
     def to(self, device: torch.device) -> "KDData":
-        return KDData(self.inputs.to(device), self.labels.to(device), self.heldout_inputs.to(device),
-                      self.heldout_labels.to(device), self.batch_size)
+        """On ``device``, images in channels-last layout (as the zoo's modules: see BlockZoo)."""
+        return KDData(channels_last(self.inputs.to(device)), self.labels.to(device),
+                      channels_last(self.heldout_inputs.to(device)), self.heldout_labels.to(device),
+                      self.batch_size)
 
     def save(self, path: Path) -> None:
         atomic_save({"inputs": self.inputs, "labels": self.labels, "heldout_inputs": self.heldout_inputs,
@@ -148,7 +151,8 @@ class BlockZoo:
         self.root = Path(root)
         self.manifest = manifest
         # Where KD and scoring compute (files always hold CPU tensors, so a zoo built on a GPU
-        # opens anywhere).
+        # opens anywhere). Modules and KD images live in channels-last layout: oneDNN runs these
+        # small depthwise blocks 1.4-2.8x faster so (docs/core-api.md, "Speed notes").
         self.device = torch.device(device or "cpu")
         self.space = SearchSpace.from_dict(manifest["space"])
         # Zoos made before the engine was a recipe field were distilled by the loop engine.
@@ -230,6 +234,7 @@ class BlockZoo:
             net = load_network(self.space, self.space.reference, self.in_channels, self.num_classes,
                                self.root / "reference.safetensors")
             self._reference = reorder_channels(net, self.recipe.remap_order).to(self.device).eval()
+            self._reference.to(memory_format=torch.channels_last)
         return self._reference
 
     @property
@@ -272,7 +277,7 @@ class BlockZoo:
             return self._block_cache[key]
         block = build_block(self.space, stage, expand)
         block.load_state_dict(load_file(str(self.block_path(stage, expand))))
-        block.to(self.device)
+        block.to(self.device).to(memory_format=torch.channels_last)
         self._block_cache[key] = block
         while len(self._block_cache) > self.block_cache_size:
             self._block_cache.popitem(last=False)
@@ -281,14 +286,15 @@ class BlockZoo:
     def initial_block(self, stage: int, expand: tuple[int, ...]) -> nn.Sequential:
         """A block before KD: PR weights, or a seeded random init for the KD-only ablation."""
         if self.recipe.init == "remap":
-            return remap_block(self.space, stage, expand, self.reference.stages[stage])
+            return remap_block(self.space, stage, expand, self.reference.stages[stage]).to(
+                memory_format=torch.channels_last)
         # crc32, not hash(): str hashes change between processes and blocks must not.
         seed = self.recipe.seed * 1_000_003 + stage * 10_007 + zlib.crc32(block_code(expand).encode())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             block = build_block(self.space, stage, expand)
             init_weights(block)
-        return block.to(self.device)
+        return block.to(self.device).to(memory_format=torch.channels_last)
 
     def missing_blocks(self, archs: Iterable[Architecture]) -> dict[int, list[tuple[int, ...]]]:
         missing: dict[int, list[tuple[int, ...]]] = {}
