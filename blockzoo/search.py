@@ -19,11 +19,13 @@ What differs from once-for-all, and why:
   ends early (``SearchResult.exhausted``).
 * Each generation's new children are scored in ONE ``score_fn`` call, so a scorer that
   shares work across architectures — :func:`blockzoo.proxy.score_architectures` computes the
-  features of a shared prefix of blocks once — shares it across the generation. Two choices
-  make siblings share prefixes more often: crossover takes whole candidate blocks from a
-  parent (``crossover="block"``; once-for-all mixes single layers, ``"layer"``), and later
-  stages mutate more often than early ones (``mutate_ramp``, same mean rate). Measured in
-  ``bench/results/search.md``.
+  features of a shared prefix of blocks once — shares it across the generation;
+  :func:`search_zoo` also keeps those features between generations (a
+  :class:`blockzoo.proxy.PrefixCache`), so a child reuses the prefix its parent was scored
+  with. Two choices make children share prefixes more often: crossover takes whole candidate
+  blocks from a parent (``crossover="block"``; once-for-all mixes single layers, ``"layer"``),
+  and later stages mutate more often than early ones (``mutate_ramp``, same mean rate).
+  Measured in ``bench/results/search.md``.
 
 The search needs only a scoring callable (higher is better) and a cost callable, so it is
 testable without a zoo; :func:`search_zoo` wires it to a block zoo, the analytic cost model
@@ -47,6 +49,7 @@ from .space import Architecture, SearchSpace
 
 if TYPE_CHECKING:
     from .latency import LatencyTable
+    from .proxy import PrefixCache
     from .zoo import BlockZoo
 
 ScoreFn = Callable[[list[Architecture]], Sequence[float]]
@@ -297,8 +300,8 @@ def mutation_rates(num_stages: int, mutate_prob: float, ramp: bool) -> list[floa
 
     The ramp gives stage ``m`` (0-based) of ``M`` the rate ``mutate_prob * 2(m+1)/(M+1)``, the
     same mean as the uniform rate. Children that keep their parent's early stages share them
-    with their siblings, and the prefix cache computes a shared prefix once per generation;
-    the early stages are also the most expensive ones to evaluate (largest feature maps).
+    with their parent and siblings, and the prefix cache computes a shared prefix once per
+    search; the early stages are also the most expensive ones to evaluate (largest feature maps).
     """
     if not ramp:
         return [mutate_prob] * num_stages
@@ -516,15 +519,18 @@ def blockwise_cost_fn(space: SearchSpace, in_channels: int, num_classes: int) ->
 def search_zoo(zoo: "BlockZoo", budget: Budget, strategy: str = "evolution", *,
                latency_table: Optional["LatencyTable"] = None, metric: str = "proxy_accuracy",
                seed: int = 0, progress: Optional[ProgressFn] = None,
-               should_stop: Optional[StopFn] = None, **options: Any) -> SearchResult:
+               should_stop: Optional[StopFn] = None, prefix_cache: Optional["PrefixCache"] = None,
+               **options: Any) -> SearchResult:
     """Search ``zoo``'s space for the best architectures under ``budget`` by proxy score.
 
-    Scores come from :func:`blockzoo.proxy.score_architectures` (one call per generation, so
-    the prefix cache is shared), costs from the analytic cost model and, when given, latency
-    from ``latency_table`` (measured on the device the network will run on; required for
-    ``max_latency_ms``). ``options`` go to :func:`evolution_search` / :func:`random_search`.
+    Scores come from :func:`blockzoo.proxy.score_architectures`, one call per generation, all
+    sharing one :class:`blockzoo.proxy.PrefixCache` (``prefix_cache``, else a new one with the
+    default bound for this search): the features of a prefix of blocks are computed once per
+    search, not once per generation. Costs come from the analytic cost model and, when given,
+    latency from ``latency_table`` (measured on the device the network will run on; required
+    for ``max_latency_ms``). ``options`` go to :func:`evolution_search` / :func:`random_search`.
     """
-    from .proxy import score_architectures
+    from .proxy import PrefixCache, score_architectures
 
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown search strategy {strategy!r}; known: {list(STRATEGIES)}")
@@ -535,9 +541,10 @@ def search_zoo(zoo: "BlockZoo", budget: Budget, strategy: str = "evolution", *,
     if latency_table is not None:
         latency_table.check_compatible(space, zoo.in_channels, zoo.num_classes)
         latency_fn = latency_table.predict
+    cache = PrefixCache() if prefix_cache is None else prefix_cache
 
     def score_fn(archs: list[Architecture]) -> list[float]:
-        return [getattr(s, metric) for s in score_architectures(zoo, archs, should_stop=should_stop)]
+        return [getattr(s, metric) for s in score_architectures(zoo, archs, should_stop=should_stop, cache=cache)]
 
     search = evolution_search if strategy == "evolution" else random_search
     return search(space, score_fn, budget, blockwise_cost_fn(space, zoo.in_channels, zoo.num_classes),

@@ -309,6 +309,24 @@ def test_search_zoo_returns_feasible_picks_scored_by_the_proxy(tiny_zoo, strateg
     assert all(0.0 <= p.score <= 1.0 for p in result.picks)
 
 
+def test_search_zoo_keeps_prefix_levels_between_generations(tiny_zoo):
+    from blockzoo.proxy import PrefixCache, score_architectures
+
+    budget = Budget(max_macs=cost(tiny_zoo.space, tiny_zoo.space.reference, 1, 10).macs)
+    cache = PrefixCache()
+    result = search_zoo(tiny_zoo, budget, seed=2, population=8, generations=3, prefix_cache=cache)
+    # Scores as if every architecture were scored alone, from scratch.
+    assert [p.score for p in result.candidates] == [
+        score_architectures(tiny_zoo, [p.arch])[0].proxy_accuracy for p in result.candidates]
+    # Fewer levels than sharing within each generation's call only: children reuse their parents'.
+    M, start, within = tiny_zoo.space.num_stages, 0, 0
+    for generation in result.history:
+        batch = [p.arch for p in result.candidates[start:start + generation.new]]
+        within += len({a.expand[:n] for a in batch for n in range(M + 1)})
+        start += generation.new
+    assert cache.reused > 0 and cache.computed == within - cache.reused < within
+
+
 def test_search_zoo_honours_a_latency_budget_from_a_latency_table(tiny_zoo):
     from blockzoo.latency import LatencyTable, Timing
 
