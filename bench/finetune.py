@@ -59,6 +59,7 @@ from blockzoo.reference import train_reference
 from blockzoo.space import Architecture, SearchSpace, get_space
 from blockzoo.training import TrainRecipe
 from blockzoo.zoo import BlockZoo, atomic_write_text, file_sha256
+from benchutil import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = RESULTS / "tmp" / "finetune"  # tmp/ is shared with other benches: own subfolder
@@ -71,16 +72,6 @@ PAIRS = (("zoo", "scratch"), ("zoo", "remap"), ("remap", "scratch"))
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def pick_architectures(space: SearchSpace, count: int, seed: int) -> list[Architecture]:

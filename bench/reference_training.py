@@ -30,21 +30,12 @@ from blockzoo.data import import_builtin, open_store
 from blockzoo.reference import train_reference
 from blockzoo.space import get_space
 from blockzoo.training import TrainRecipe
+from benchutil import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LIMIT_SECONDS = 600
 SPACE = "mbv3-tiny"
 TRAIN_LIMIT = 10_000
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class LoadSampler:

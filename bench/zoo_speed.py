@@ -54,6 +54,7 @@ from blockzoo.reference import load_reference
 from blockzoo.space import get_space, sample_architectures
 from blockzoo.stacked import distill_stacked
 from blockzoo.zoo import BlockZoo, KDData, atomic_save
+from benchutil import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = RESULTS / "tmp" / "zoo_speed"  # tmp/ is shared with other benches: own subfolder
@@ -64,16 +65,6 @@ ENGINES = ("naive", "shared_loop", "shared_stacked")
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def find_reference(space, dataset_hash: str) -> tuple[Path | None, dict]:
