@@ -17,7 +17,10 @@ proxy cost); then, with every block on disk, for each repeat:
 Seconds per architecture = wall time / K. The load average is sampled around each pass; the
 machine may be shared, so the report shows it next to the times.
 
-    PYTHONPATH=. .venv/bin/python bench/proxy_cost.py [--threads 2] [--k 40] [--repeats 2]
+    PYTHONPATH=. .venv/bin/python bench/proxy_cost.py [--threads 2] [--k 40] [--repeats 2] [--reference F]
+
+``--reference`` takes any trained `mbv3-tiny` reference instead (e.g. the one `bench/search.py`
+trains): the proxy's cost depends on the shapes, not on the weights.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from blockzoo.allocator import keep_freed_memory
 from blockzoo.data import import_builtin, open_store
 from blockzoo.distill import DistillRecipe
 from blockzoo.proxy import score_architectures
@@ -60,13 +64,12 @@ def sample_archs(space, k: int, seed: int):
     return archs
 
 
-def open_zoo(space, recipe: DistillRecipe) -> BlockZoo:
+def open_zoo(space, recipe: DistillRecipe, reference: Path) -> BlockZoo:
     root = TMP / "proxy_cost" / "zoo"
     if (root / "manifest.json").is_file():
         return BlockZoo.open(root)
     store = open_store(import_builtin("fashion-mnist", TMP / "reference_training" / "datasets",
                                       seed=0, train_limit=10_000).path)
-    reference = TMP / "reference_training" / "reference.safetensors"
     if not reference.is_file():
         log("training the reference (default recipe; run bench/reference_training.py --keep to reuse its)")
         train_reference(space, store, TrainRecipe(), reference)
@@ -87,11 +90,15 @@ def main() -> dict:
     parser.add_argument("--k", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--reference", type=Path, default=TMP / "reference_training" / "reference.safetensors",
+                        help="an mbv3-tiny reference (the cost does not depend on its weights); "
+                             "trained with the default recipe if missing")
     args = parser.parse_args()
+    keep_freed_memory()  # as the worker and the CLI do (blockzoo/allocator.py)
     torch.set_num_threads(args.threads)
     space = get_space("mbv3-tiny")
     recipe = DistillRecipe()
-    zoo = open_zoo(space, recipe)
+    zoo = open_zoo(space, recipe, args.reference)
     archs = sample_archs(space, args.k, args.seed)
 
     missing = sum(len(v) for v in zoo.missing_blocks(archs).values())
@@ -126,6 +133,7 @@ def main() -> dict:
         "cpu_seconds_per_arch_one_call": per_arch("one_call", "cpu"),
         "cpu_seconds_per_arch_one_by_one": per_arch("one_by_one", "cpu"),
         "passes": passes, "k": args.k, "arch_seed": args.seed, "threads": args.threads,
+        "reference": os.path.relpath(args.reference, RESULTS.parent.parent),
         "recipe": zoo.recipe.to_dict(), "space": space.name, "input_size": space.input_size,
         "blocks_distilled": missing, "distill": distill,
         "proxy_accuracy": {"min": min(scores.values()), "max": max(scores.values()),

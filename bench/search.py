@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from blockzoo.allocator import keep_freed_memory
 from blockzoo.cost_model import cost
 from blockzoo.data import import_builtin, open_store
 from blockzoo.distill import DistillRecipe
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
         if out and out.get("zoo_settings") != settings:
             raise SystemExit(f"{path} was made with other zoo settings ({out.get('zoo_settings')}); "
                              "rerun with --part all or the same settings")
+    keep_freed_memory()  # as the worker and the CLI do (blockzoo/allocator.py)
     torch.set_num_threads(1)  # 2 shared cores: one intra-op thread avoids spin-wait contention
     args.work.mkdir(parents=True, exist_ok=True)
     zoo = build_zoo(args, args.work)

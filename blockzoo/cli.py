@@ -783,6 +783,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()  # scoring and training churn through large tensors (blockzoo/allocator.py)
     return int(args.func(args) or 0)
 
 

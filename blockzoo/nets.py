@@ -20,6 +20,7 @@ from collections import OrderedDict
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .space import Architecture, LayerSpec, SearchSpace
@@ -47,14 +48,26 @@ class ConvNormAct(nn.Sequential):
         super().__init__(layers)
 
 
+class PooledPointwise(nn.Conv2d):
+    """A 1x1 conv (with bias) on a 1x1 map, computed as the matrix product it is: same parameters,
+    same result, about 2x faster on CPU than the convolution path for SE's pooled features (the
+    largest cost of a late, low-resolution stage before; docs/core-api.md, "Speed")."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
+
+
 class SqueezeExcite(nn.Module):
     """MobileNetV3 squeeze-excite: pool, 1x1 reduce (bias) + ReLU, 1x1 expand (bias), hard-sigmoid."""
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
-        self.reduce = nn.Conv2d(channels, hidden, 1, bias=True)
+        self.reduce = PooledPointwise(channels, hidden)
         self.act = nn.ReLU(inplace=True)
-        self.expand = nn.Conv2d(hidden, channels, 1, bias=True)
+        self.expand = PooledPointwise(hidden, channels)
         self.gate = nn.Hardsigmoid(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

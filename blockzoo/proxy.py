@@ -5,7 +5,8 @@ Per architecture (paper §3, "Scoring Model Candidates", plus DESIGN §3's BN fi
 1. assemble: reference prefix -> one zoo block per stage -> reference head;
 2. recalibrate BatchNorm: reset every BN's running statistics and forward the T KD batches in
    train mode with a cumulative average (momentum=None), as once-for-all and DNA do — with
-   the running statistics left by 20 KD steps most candidates score near chance;
+   the running statistics left by 20 KD steps most candidates score near chance (the T
+   batches go through each block in one stacked pass: :mod:`blockzoo.recalibration`);
 3. measure accuracy on the T KD batches in eval mode (the proxy), and on held-out batches.
 
 Prefix cache: a block's recalibrated statistics and outputs depend only on the blocks before
@@ -33,7 +34,8 @@ from torch import nn
 
 from .progress import ProgressFn, StopFn, check_stop, report
 from .space import Architecture, unique
-from .training import recalibrate_batchnorm  # noqa: F401  (part of the proxy's public API)
+from .recalibration import use_grouped_batchnorm
+from .training import channels_last, recalibrate_batchnorm  # noqa: F401  (part of the proxy's public API)
 from .zoo import BlockZoo
 
 
@@ -53,13 +55,12 @@ class _Level:
     """Features after some prefix of the network, for the recalibration and evaluation passes."""
 
     key: tuple
-    train_out: list[torch.Tensor]   # per KD batch, produced with batch-statistics BN
-    eval_out: torch.Tensor          # all KD batches at once, recalibrated running statistics
-    heldout_out: torch.Tensor
+    train_out: Optional[torch.Tensor]  # the T KD batches stacked, each normalised with its own BN statistics
+    eval_out: torch.Tensor             # KD then held-out images, recalibrated running statistics
 
     @property
     def nbytes(self) -> int:
-        return sum(t.nbytes for t in self.train_out) + self.eval_out.nbytes + self.heldout_out.nbytes
+        return self.eval_out.nbytes + (self.train_out.nbytes if self.train_out is not None else 0)
 
 
 DEFAULT_CACHE_BYTES = 2**30  # 1 GiB: ~650 mbv3-tiny levels at T=10x32, ample for bench/search.py's 1,000-evaluation search
@@ -144,24 +145,21 @@ def _zoo_key(zoo: BlockZoo) -> tuple:
             str(getattr(zoo, "device", "cpu")))
 
 
-def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
 class _WorkingCopy:
     """A copy of a zoo module that shares its parameters and has its own buffers (BN statistics).
 
-    Recalibration only writes BN buffers and flags, so this is all of the module the proxy
-    must not touch; it is made once per module and reused (a deep copy per level cost ~6% of
-    scoring), with the buffers reset to the module's own before each use.
+    Recalibration only writes BN buffers, so this is all of the module the proxy must not
+    touch; its BNs are :class:`GroupedBatchNorm2d` twins (T batches in one pass). It is made
+    once per module and reused (a deep copy per level cost ~6% of scoring), with the buffers
+    reset to the module's own before each use.
     """
 
     def __init__(self, module: nn.Module) -> None:
         self.source = tuple(module.buffers())
         self.module = copy.deepcopy(module, {id(p): p for p in module.parameters()})
+        self.batchnorms = use_grouped_batchnorm(self.module)
         self.buffers = tuple(self.module.buffers())
-        self.batchnorms = _batchnorms(self.module)
-        self.momenta = [bn.momentum for bn in self.batchnorms]
+        assert [n for n, _ in module.named_buffers()] == [n for n, _ in self.module.named_buffers()]
         self.lock = threading.Lock()
 
     def matches(self, module: nn.Module) -> bool:
@@ -171,8 +169,6 @@ class _WorkingCopy:
     def reset(self) -> None:
         for mine, theirs in zip(self.buffers, self.source):
             mine.copy_(theirs)
-        for bn, momentum in zip(self.batchnorms, self.momenta):
-            bn.momentum = momentum
 
 
 _working: "weakref.WeakKeyDictionary[nn.Module, _WorkingCopy]" = weakref.WeakKeyDictionary()
@@ -196,24 +192,39 @@ def _working_copy(module: nn.Module) -> Iterator[_WorkingCopy]:
         work.lock.release()
 
 
-@torch.no_grad()
-def _run(module: nn.Module, prev: _Level, key: tuple, recalibrate: bool) -> _Level:
-    """Recalibrate ``module``'s BN on ``prev.train_out`` (cumulative), then evaluate it.
+# Input bytes per forward call. Small chunks keep a high-resolution stage's expanded activations
+# in the CPU caches; large ones save per-call overhead at low resolution (bench/search.py, docs).
+CHUNK_BYTES = 2**20
 
-    Runs on a working copy: the zoo's cached blocks and the reference are never touched.
+
+def _forward_in_chunks(net: nn.Module, x: torch.Tensor, multiple: int = 1) -> torch.Tensor:
+    """``net(x)`` in chunks of about CHUNK_BYTES of input, each a whole number of ``multiple`` images."""
+    per_image = max(x[:1].nbytes, 1)
+    size = max(multiple, CHUNK_BYTES // per_image // multiple * multiple)
+    if len(x) <= size:
+        return net(x)
+    return torch.cat([net(chunk) for chunk in x.split(size)])
+
+
+@torch.no_grad()
+def _run(module: nn.Module, prev: _Level, key: tuple, group_size: Optional[int]) -> _Level:
+    """Recalibrate ``module``'s BN on ``prev.train_out`` (groups of ``group_size``), then evaluate it.
+
+    ``group_size=None``: no recalibration (the module's own running statistics). Runs on a
+    working copy: the zoo's cached blocks and the reference are never touched.
     """
     with _working_copy(module) as work:
         net = work.module
-        if recalibrate:
+        train_out = None
+        if group_size:
             for bn in work.batchnorms:
-                bn.reset_running_stats()
-                bn.momentum = None  # cumulative moving average over the T batches
+                bn.start(group_size)
             net.train()
-            train_out = [net(x) for x in prev.train_out]
-        else:
-            train_out = []
+            train_out = _forward_in_chunks(net, prev.train_out, multiple=group_size)
+            for bn in work.batchnorms:
+                bn.finish()
         net.eval()
-        return _Level(key, train_out, net(prev.eval_out), net(prev.heldout_out))
+        return _Level(key, train_out, _forward_in_chunks(net, prev.eval_out))
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -245,14 +256,17 @@ def score_architectures(zoo: BlockZoo, archs: Iterable[Architecture | dict | str
         out = cache.get(key) if cache is not None else None
         if out is None:
             module = zoo.load_block(len(expand) - 1, expand[-1]) if expand else zoo.reference.prefix
-            out = _run(module, prev, expand, recalibrate)
+            out = _run(module, prev, expand, group_size)
             if cache is not None:
                 cache.count_computed()
                 if len(expand) < num_stages:  # a whole architecture's level is needed once
                     cache.put(key, out)
         return out
 
-    root = _Level((), list(kd.batches()) if recalibrate else [], kd.inputs, kd.heldout_inputs)
+    group_size = kd.batch_size if recalibrate else None
+    root = _Level((), kd.inputs if recalibrate else None,
+                  channels_last(torch.cat([kd.inputs, kd.heldout_inputs])))
+    n_kd = len(labels)
     stack = [level(root, ())]
     results: dict[Architecture, ProxyScore] = {}
     for n, arch in enumerate(sorted(todo, key=lambda a: a.expand)):
@@ -264,13 +278,13 @@ def score_architectures(zoo: BlockZoo, archs: Iterable[Architecture | dict | str
         del stack[shared + 1:]
         for m in range(shared, num_stages):
             stack.append(level(stack[-1], arch.expand[:m + 1]))
-        head = _run(zoo.reference.head, stack[-1], ("head",), recalibrate)
+        head = _run(zoo.reference.head, stack[-1], ("head",), group_size)
         kd_losses = [zoo.block_stats(m, e).kd_loss for m, e in enumerate(arch.expand)]
         results[arch] = ProxyScore(
             arch_id=arch.id,
-            proxy_accuracy=_accuracy(head.eval_out, labels),
+            proxy_accuracy=_accuracy(head.eval_out[:n_kd], labels),
             kd_loss=sum(kd_losses) / len(kd_losses),
-            heldout_accuracy=_accuracy(head.heldout_out, heldout_labels),
+            heldout_accuracy=_accuracy(head.eval_out[n_kd:], heldout_labels),
         )
         report(progress, (n + 1) / len(todo), f"scored {n + 1}/{len(todo)} architectures")
     return [results[a] for a in parsed]

@@ -22,7 +22,10 @@ log = logging.getLogger("blockzoo.worker")
 
 def run_job(job_id: str, runtime: Runtime) -> str:
     """Run job ``job_id`` to completion; returns its final state."""
+    from blockzoo.allocator import keep_freed_memory
     from blockzoo.progress import Cancelled
+
+    keep_freed_memory()  # jobs churn through large tensors: keep freed memory for reuse (idempotent)
 
     with runtime.session_factory() as session:
         job = jobs_repo.get(session, job_id)
