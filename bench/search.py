@@ -11,8 +11,8 @@ distilled the first time a search needs them, then persisted). Everything is cac
 2. Speed (``--part speed``): a 1,000-evaluation evolution search (``search_zoo``); its scoring
    calls (one per generation) are then replayed twice on the same architectures with every
    block already distilled — once as the search makes them (one ``score_architectures`` call
-   per generation, all sharing one new ``PrefixCache``, from which the levels on no parent's
-   prefix are dropped after each selection, as ``search_zoo`` does) and once from scratch (one call per architecture, each with its own new cache,
+   per generation, all sharing one new ``PrefixCache``: a prefix of blocks is computed once
+   per search) and once from scratch (one call per architecture, each with its own new cache,
    i.e. nothing shared between architectures) — batch by batch, alternating which goes first,
    so both see the same machine load. The search's own work (sampling, repair, ranking; timed
    with memoised scores) is added to both.
@@ -133,11 +133,10 @@ def speed(zoo: BlockZoo, budget: Budget, args: argparse.Namespace) -> dict:
 
     # The search's own work, with every score memoised (a dict lookup).
     known = {p.arch: p.score for p in result.candidates}
-    parents: list[list[Architecture]] = []  # each generation's parents, as search_zoo hands them to its cache
     started = time.perf_counter()
     again = evolution_search(space, lambda archs: [known[a] for a in archs], budget, cost_fn,
                              seed=args.speed_seed, population=args.speed_population, generations=10_000,
-                             max_evaluations=args.speed_evaluations, on_parents=parents.append)
+                             max_evaluations=args.speed_evaluations)
     overhead = time.perf_counter() - started
     assert [p.arch for p in again.candidates] == [p.arch for p in result.candidates]
 
@@ -147,8 +146,6 @@ def speed(zoo: BlockZoo, budget: Budget, args: argparse.Namespace) -> dict:
     mismatches = 0
     for n, batch in enumerate(batches):
         def cached() -> list[float]:
-            if n > 0:
-                cache.retain(parents[n - 1])  # what search_zoo does with its own cache after each selection
             return [s.proxy_accuracy for s in score_architectures(zoo, batch, cache=cache)]
 
         def scratch() -> list[float]:
@@ -251,8 +248,7 @@ def write_markdown(out: dict, path: Path) -> None:
         "",
         "- **prefix cache**: as the search scores them — one `score_architectures` call per generation, all "
         "calls sharing one new `PrefixCache` (default bound "
-        f"{c['max_bytes'] / mib:.0f} MiB, least recently used out; after each selection the levels on no "
-        "parent's prefix are dropped, as `search_zoo` does with its own cache). What it keeps: *levels*, i.e. the "
+        f"{c['max_bytes'] / mib:.0f} MiB, least recently used out). What it keeps: *levels*, i.e. the "
         "features after the stem and after stages 1..m of an architecture (the recalibration outputs of "
         "the T KD batches, the evaluation outputs of the KD and held-out batches), keyed by the zoo, the "
         "recalibration flag and the block codes of stages 1..m. A level after the last stage (a whole "
@@ -278,7 +274,6 @@ def write_markdown(out: dict, path: Path) -> None:
         f"{'yes' if s['score_mismatches'] == 0 else 'NO (' + str(s['score_mismatches']) + ' differ)'}.",
         "",
         f"Cache: {c['computed']:,} levels computed, {c['reused']:,} taken from the cache, {c['evicted']:,} evicted, "
-        f"{c.get('dropped', 0):,} dropped after selections, "
         f"peak {c['peak_bytes'] / mib:.0f} MiB. Sharing only within a generation's call (no cache between "
         f"calls, as before the cache) would compute {s['levels_per_architecture_within_generation_only']:.2f} "
         "levels per architecture (counted from the same batches).",

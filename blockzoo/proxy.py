@@ -80,8 +80,7 @@ class PrefixCache:
     Bounded: at most ``max_bytes`` of tensors (and at most ``max_entries`` levels, if set);
     the least recently used level goes first. A level larger than the bound is not stored.
     Counters: ``computed`` (levels computed by calls using this cache, the head excluded),
-    ``reused`` (levels taken from the cache), ``evicted``, ``dropped`` (by :meth:`retain`);
-    ``nbytes``/``peak_bytes``.
+    ``reused`` (levels taken from the cache), ``evicted``; ``nbytes``/``peak_bytes``.
     Thread-safe; the tensors stay where the zoo computes (its device).
     """
 
@@ -92,7 +91,7 @@ class PrefixCache:
         self._levels: OrderedDict[tuple, _Level] = OrderedDict()
         self._lock = threading.Lock()
         self.nbytes = self.peak_bytes = 0
-        self.computed = self.reused = self.evicted = self.dropped = 0
+        self.computed = self.reused = self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._levels)
@@ -122,17 +121,6 @@ class PrefixCache:
                 self.evicted += 1
             self.peak_bytes = max(self.peak_bytes, self.nbytes)
 
-    def retain(self, archs: Iterable[Architecture]) -> int:
-        """Drop every level that is not on a prefix of one of ``archs`` (the stem stays); returns
-        how many were dropped. A search calls it with the parents of its next generation."""
-        keep = {a.expand[:n] for a in archs for n in range(len(a.expand) + 1)}
-        with self._lock:
-            gone = [key for key in self._levels if key[-1] not in keep]
-            for key in gone:
-                self.nbytes -= self._levels.pop(key).nbytes
-            self.dropped += len(gone)
-            return len(gone)
-
     def count_computed(self) -> None:
         with self._lock:
             self.computed += 1
@@ -143,7 +131,7 @@ class PrefixCache:
             self.nbytes = 0
 
     def stats(self) -> dict:
-        return {"computed": self.computed, "reused": self.reused, "evicted": self.evicted, "dropped": self.dropped,
+        return {"computed": self.computed, "reused": self.reused, "evicted": self.evicted,
                 "entries": len(self._levels), "bytes": self.nbytes, "peak_bytes": self.peak_bytes,
                 "max_bytes": self.max_bytes, "max_entries": self.max_entries}
 

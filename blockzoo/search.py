@@ -394,19 +394,17 @@ def evolution_search(space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost
                      max_evaluations: Optional[int] = SearchOptions.max_evaluations,
                      top_k: int = SearchOptions.top_k, max_tries: int = SearchOptions.max_tries,
                      progress: Optional[ProgressFn] = None,
-                     should_stop: Optional[StopFn] = None,
-                     on_parents: Optional[Callable[[list[Architecture]], None]] = None) -> SearchResult:
+                     should_stop: Optional[StopFn] = None) -> SearchResult:
     """Constrained evolution: once-for-all's evolution finder with repaired, never-repeated children.
 
     Scores at most ``population + generations * (population - parents)`` architectures, and
     at most ``max_evaluations`` (see :class:`SearchOptions`). Same seed and same scores ⇒ same
-    result. ``on_parents`` is called with each generation's parents before its children are
-    made (every child is a mutant or a crossover of them, or a random draw).
+    result.
     """
     opts = SearchOptions(population, generations, parents_ratio, mutation_ratio, mutate_prob, mutate_ramp,
                          crossover, max_evaluations, top_k, max_tries)
     return _search("evolution", space, score_fn, budget, cost_fn, latency_fn, opts, seed, progress,
-                   should_stop, on_parents)
+                   should_stop)
 
 
 def random_search(space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost_fn: CostFn, *,
@@ -435,8 +433,7 @@ def random_search(space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost_fn
 
 def _search(strategy: str, space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost_fn: CostFn,
             latency_fn: Optional[LatencyFn], opts: SearchOptions, seed: int,
-            progress: Optional[ProgressFn], should_stop: Optional[StopFn],
-            on_parents: Optional[Callable[[list[Architecture]], None]] = None) -> SearchResult:
+            progress: Optional[ProgressFn], should_stop: Optional[StopFn]) -> SearchResult:
     budget.check_feasible(space, cost_fn, latency_fn)  # before any work
     rng = random.Random(seed)
     ev = _Evaluator(space, score_fn, budget, cost_fn, latency_fn, rng, opts.max_tries)
@@ -474,8 +471,6 @@ def _search(strategy: str, space: SearchSpace, score_fn: ScoreFn, budget: Budget
             exhausted = not fill(min(opts.population, room), sample, batch, taken)
         else:
             parents = [p.arch for p in rank([ev.pick(a) for a in population])[:opts.parents]]
-            if on_parents is not None:
-                on_parents(parents)
 
             def mutant() -> Architecture:
                 return mutate(space, rng.choice(parents), rng, rates)
@@ -534,11 +529,6 @@ def search_zoo(zoo: "BlockZoo", budget: Budget, strategy: str = "evolution", *,
     search, not once per generation. Costs come from the analytic cost model and, when given,
     latency from ``latency_table`` (measured on the device the network will run on; required
     for ``max_latency_ms``). ``options`` go to :func:`evolution_search` / :func:`random_search`.
-
-    With its own cache (``prefix_cache=None``), an evolution search keeps only what the next
-    generation can reuse: after each selection, the levels on no parent's prefix are dropped
-    (:meth:`PrefixCache.retain`), so the bound is spent on the parents' prefixes instead of
-    being filled with the discarded architectures' features (bench/search.py).
     """
     from .proxy import PrefixCache, score_architectures
 
@@ -556,10 +546,6 @@ def search_zoo(zoo: "BlockZoo", budget: Budget, strategy: str = "evolution", *,
     def score_fn(archs: list[Architecture]) -> list[float]:
         return [getattr(s, metric) for s in score_architectures(zoo, archs, should_stop=should_stop, cache=cache)]
 
-    cost_fn = blockwise_cost_fn(space, zoo.in_channels, zoo.num_classes)
-    if strategy == "random":
-        return random_search(space, score_fn, budget, cost_fn, latency_fn=latency_fn, seed=seed,
-                             progress=progress, should_stop=should_stop, **options)
-    return evolution_search(space, score_fn, budget, cost_fn, latency_fn=latency_fn, seed=seed, progress=progress,
-                            should_stop=should_stop, on_parents=cache.retain if prefix_cache is None else None,
-                            **options)
+    search = evolution_search if strategy == "evolution" else random_search
+    return search(space, score_fn, budget, blockwise_cost_fn(space, zoo.in_channels, zoo.num_classes),
+                  latency_fn=latency_fn, seed=seed, progress=progress, should_stop=should_stop, **options)

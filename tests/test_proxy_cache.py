@@ -181,20 +181,3 @@ def test_scoring_never_touches_the_zoo_modules_and_threads_get_identical_scores(
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda a: score_architectures(zoo, [a])[0], archs * 2))
     assert results == expected * 2
-
-
-def test_retain_keeps_only_the_given_architectures_prefixes(zoo, tiny_space):
-    first, second = generations(tiny_space)
-    M = tiny_space.num_stages
-    cache = PrefixCache()
-    expected = score_architectures(zoo, first, cache=cache)
-    kept = first[0]
-    dropped = cache.retain([kept])
-    assert dropped > 0 and cache.dropped == dropped and cache.stats()["dropped"] == dropped
-    assert {key[-1] for key in cache._levels} == prefixes([kept], M, final=False)
-    assert cache.nbytes == sum(level.nbytes for level in cache._levels.values())
-    # The kept architecture needs only its last stage again; the others are computed anew, same scores.
-    before = cache.computed
-    assert score_architectures(zoo, [kept], cache=cache) == expected[:1]
-    assert cache.computed - before == 1
-    assert score_architectures(zoo, first, cache=cache) == expected

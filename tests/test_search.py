@@ -153,21 +153,6 @@ def test_scores_are_memoised_and_each_generation_is_one_scoring_call(search):
     assert result.evaluated == SearchOptions(population=12, generations=6).evaluations == 12 + 6 * 9
 
 
-def test_on_parents_sees_each_generations_parents_before_its_children():
-    scorer, seen = CountingScorer(), []
-    result = evolution_search(SPACE, scorer, Budget(max_params=300_000), COST, population=12, generations=4,
-                              on_parents=lambda parents: seen.append((list(parents), len(scorer.count))))
-    assert len(seen) == len(result.history) - 1 == 4
-    opts = SearchOptions(population=12, generations=4)
-    scores = {p.arch: p.score for p in result.candidates}
-    for (parents, scored_before), generation in zip(seen, result.history):
-        assert len(parents) == opts.parents and scored_before == generation.evaluated
-        scored = [p.arch for p in result.candidates[:scored_before]]
-        # The parents are the best of everything scored by then: the population only ever keeps the best.
-        assert set(parents) <= set(scored)
-        assert min(scores[a] for a in parents) == sorted((scores[a] for a in scored), reverse=True)[opts.parents - 1]
-
-
 def test_max_evaluations_caps_the_search_and_history_is_cumulative():
     result = evolution_search(SPACE, CountingScorer(), Budget(), COST, population=10, generations=50,
                               max_evaluations=37)
