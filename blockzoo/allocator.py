@@ -5,9 +5,9 @@ allocated and freed around them. With glibc's defaults, large blocks are mmap-ed
 memory above the heap's top is trimmed, so a fresh feature map often lands on new pages that
 the kernel must fault in and zero: on a 1,000-architecture search the cached path's levels
 ran up to 2x slower than the same levels computed with nothing cached (bench/search.py;
-docs/core-api.md, "Speed notes"). Raising the mmap and trim thresholds makes freed blocks reusable, as
-PyTorch's CUDA caching allocator does on the GPU; the price is a resident size that stays
-near its peak. Call once per process (worker, CLI, benchmarks); a no-op off glibc.
+docs/core-api.md, "Speed notes"). Raising the mmap and trim thresholds makes freed blocks
+reusable, as PyTorch's CUDA caching allocator does on the GPU; the price is a resident size
+that stays near its peak. Call once per process (worker, CLI, benchmarks); a no-op off glibc.
 """
 
 from __future__ import annotations
