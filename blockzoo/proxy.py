@@ -158,6 +158,9 @@ class _WorkingCopy:
         self.source = tuple(module.buffers())
         self.module = copy.deepcopy(module, {id(p): p for p in module.parameters()})
         self.batchnorms = use_grouped_batchnorm(self.module)
+        # Only the BNs behave differently in train mode; flipping just them is cheaper than
+        # module.train()/eval() over every submodule (~0.5 ms a level). Dropout stays off.
+        self.module.eval()
         self.buffers = tuple(self.module.buffers())
         assert [n for n, _ in module.named_buffers()] == [n for n, _ in self.module.named_buffers()]
         self.lock = threading.Lock()
@@ -219,11 +222,11 @@ def _run(module: nn.Module, prev: _Level, key: tuple, group_size: Optional[int])
         if group_size:
             for bn in work.batchnorms:
                 bn.start(group_size)
-            net.train()
+                bn.training = True
             train_out = _forward_in_chunks(net, prev.train_out, multiple=group_size)
             for bn in work.batchnorms:
                 bn.finish()
-        net.eval()
+                bn.training = False
         return _Level(key, train_out, _forward_in_chunks(net, prev.eval_out))
 
 

@@ -43,6 +43,9 @@ class GroupedBatchNorm2d(nn.BatchNorm2d):
         """Begin a recalibration: reset the running statistics; train-mode calls then take groups."""
         self.reset_running_stats()
         self.group_size, self._seen = group_size, 0
+        # Where the op also writes each group's mean and inverse std (unused: no backward pass).
+        self._save_mean = torch.empty_like(self.running_mean)
+        self._save_invstd = torch.empty_like(self.running_mean)
 
     def finish(self) -> None:
         self.group_size = None
@@ -52,14 +55,23 @@ class GroupedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         if len(x) % self.group_size:
             raise ValueError(f"{len(x)} images are not whole groups of {self.group_size}")
-        out = []
-        for group in x.split(self.group_size):
-            # Exactly what nn.BatchNorm2d does per batch with momentum=None (a cumulative average).
-            self._seen += 1
-            self.num_batches_tracked.add_(1)
-            out.append(F.batch_norm(group, self.running_mean, self.running_var, self.weight, self.bias,
-                                    True, 1.0 / self._seen, self.eps))
-        return out[0] if len(out) == 1 else torch.cat(out)
+        # Per group exactly what nn.BatchNorm2d does per batch with momentum=None: normalise with
+        # the group's statistics and fold them into the cumulative average (factor 1/n).
+        groups = len(x) // self.group_size
+        self.num_batches_tracked.add_(groups)
+        seen, self._seen = self._seen, self._seen + groups
+        if groups == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                True, 1.0 / (seen + 1), self.eps)
+        # Each group's result goes straight into its slice of the output: no concatenation (a copy
+        # of the whole tensor, ~1/3 of the BN time at 4x4..16x16). The out= form of the op that
+        # F.batch_norm runs (bit-identical, tested).
+        out = torch.empty_like(x)
+        for n, (group, dst) in enumerate(zip(x.split(self.group_size), out.split(self.group_size)), seen + 1):
+            torch.ops.aten.native_batch_norm.out(group, self.weight, self.bias, self.running_mean,
+                                                 self.running_var, True, 1.0 / n, self.eps, out=dst,
+                                                 save_mean=self._save_mean, save_invstd=self._save_invstd)
+        return out
 
 
 def use_grouped_batchnorm(module: nn.Module) -> list[GroupedBatchNorm2d]:

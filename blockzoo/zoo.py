@@ -164,6 +164,7 @@ class BlockZoo:
         self._teachers: Optional[list[StageTeacher]] = None
         self._heldout_teachers: Optional[list[StageTeacher]] = None
         self._block_cache: OrderedDict[BlockKey, nn.Sequential] = OrderedDict()
+        self._stats_cache: dict[BlockKey, DistillStats] = {}  # a block's KD stats never change once stored
         self.block_cache_size = 2048
         self.distilled_count = 0  # blocks distilled by this instance (lazy builds count here)
 
@@ -264,10 +265,14 @@ class BlockZoo:
         return sum(1 for _ in (self.root / "blocks").glob("s*/*.safetensors"))
 
     def block_stats(self, stage: int, expand: tuple[int, ...]) -> DistillStats:
+        """The KD statistics stored with a block (read once: the proxy asks for them per architecture)."""
         from safetensors import safe_open
 
-        with safe_open(str(self.block_path(stage, expand)), "pt") as fh:
-            return DistillStats.from_metadata(fh.metadata())
+        key = (stage, tuple(expand))
+        if key not in self._stats_cache:
+            with safe_open(str(self.block_path(stage, expand)), "pt") as fh:
+                self._stats_cache[key] = DistillStats.from_metadata(fh.metadata())
+        return self._stats_cache[key]
 
     def load_block(self, stage: int, expand: tuple[int, ...]) -> nn.Sequential:
         """A distilled block (cached in memory; callers must not train it)."""
@@ -318,6 +323,7 @@ class BlockZoo:
                 for expand, stats in chunk.items():
                     atomic_save(blocks[expand].state_dict(), self.block_path(stage, expand), stats.to_metadata())
                     self._block_cache.pop((stage, expand), None)
+                    self._stats_cache[(stage, expand)] = stats
                 done += len(chunk)
                 self.distilled_count += len(chunk)
                 report(progress, done / max(total, 1), f"distilled {done}/{total} blocks (stage {stage + 1})")

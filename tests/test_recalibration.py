@@ -85,3 +85,29 @@ def test_a_batch_that_is_not_whole_groups_is_refused():
         bn(torch.randn(6, 3, 2, 2))
     bn.finish()
     assert bn(torch.randn(6, 3, 2, 2)).shape == (6, 3, 2, 2)  # plain BatchNorm2d again
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+def test_one_grouped_bn_is_bit_identical_to_batch_norm_fed_batch_by_batch(affine, memory_format):
+    """The grouped forward writes each group with the out= form of the op F.batch_norm runs: the
+    outputs and running statistics must not differ in a single bit from nn.BatchNorm2d's."""
+    torch.manual_seed(2)
+    reference = nn.BatchNorm2d(5, momentum=None, affine=affine)
+    if affine:
+        nn.init.uniform_(reference.weight, 0.5, 2.0)
+        nn.init.uniform_(reference.bias, -1.0, 1.0)
+    grouped = GroupedBatchNorm2d.sharing(reference)
+    x = (torch.randn(12, 5, 3, 3) * 4 + 2).contiguous(memory_format=memory_format)
+    reference.reset_running_stats()
+    reference.train()
+    with torch.no_grad():
+        expected = torch.cat([reference(b) for b in x.split(3)])
+        grouped.start(3)
+        grouped.train()
+        got = torch.cat([grouped(x[:6]), grouped(x[6:9]), grouped(x[9:])])  # 2 groups, then 1, then 1
+        grouped.finish()
+    assert torch.equal(got, expected)
+    assert torch.equal(grouped.running_mean, reference.running_mean)
+    assert torch.equal(grouped.running_var, reference.running_var)
+    assert int(grouped.num_batches_tracked) == int(reference.num_batches_tracked) == 4
