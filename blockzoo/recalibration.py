@@ -60,13 +60,13 @@ class GroupedBatchNorm2d(nn.BatchNorm2d):
         groups = len(x) // self.group_size
         self.num_batches_tracked.add_(groups)
         seen, self._seen = self._seen, self._seen + groups
+        if groups == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                True, 1.0 / (seen + 1), self.eps)
         if x.device.type != "cpu":  # the out= path below is verified on CPU only (no GPU in CI)
             return torch.cat([F.batch_norm(group, self.running_mean, self.running_var, self.weight, self.bias,
                                            True, 1.0 / n, self.eps)
                               for n, group in enumerate(x.split(self.group_size), seen + 1)])
-        if groups == 1:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                True, 1.0 / (seen + 1), self.eps)
         # Each group's result goes straight into its slice of the output: no concatenation (a copy
         # of the whole tensor, ~1/3 of the BN time at 4x4..16x16). The out= form of the op that
         # F.batch_norm runs on CPU (bit-identical, tested).

@@ -323,7 +323,7 @@ class BlockZoo:
                 for expand, stats in chunk.items():
                     atomic_save(blocks[expand].state_dict(), self.block_path(stage, expand), stats.to_metadata())
                     self._block_cache.pop((stage, expand), None)
-                    self._stats_cache[(stage, expand)] = stats
+                    self._stats_cache.pop((stage, expand), None)  # re-read: as any other process reads it
                 done += len(chunk)
                 self.distilled_count += len(chunk)
                 report(progress, done / max(total, 1), f"distilled {done}/{total} blocks (stage {stage + 1})")
