@@ -32,6 +32,7 @@ per step on this project's CPUs); it changes float summation order only.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -43,14 +44,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from blockzoo.data import DatasetStore, to_tensor_split
 from blockzoo.nets import Network, build_network
 from blockzoo.progress import Cancelled
 from blockzoo.remap import remap_network
 from blockzoo.space import Architecture, SearchSpace
-from blockzoo.training import TrainRecipe, train_network
+from blockzoo.training import TrainRecipe, channels_last, train_network
 from blockzoo.zoo import BlockZoo
 
 BENCH = Path(__file__).resolve().parent
@@ -118,6 +121,35 @@ def resized_space(space: SearchSpace, input_size: Optional[int]) -> SearchSpace:
     if not input_size or input_size == space.input_size:
         return space
     return SearchSpace.from_dict({**space.to_dict(), "name": f"{space.name}@{input_size}", "input_size": input_size})
+
+
+@torch.no_grad()
+def test_outcomes(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> dict[str, Any]:
+    """Per-example outcomes on the test split, kept with each result so the seed noise can be
+    split afterwards into "which borderline images flip" (a finite-test-set effect) and real
+    differences between runs: correctness as packed bits (base64, test-set order), the mean
+    test cross-entropy and the mean probability of the true class (continuous, less quantised)."""
+    net.eval()
+    device = next(net.parameters()).device
+    correct, nll, p_true = [], 0.0, 0.0
+    for start in range(0, len(y), batch_size):
+        logits = net(channels_last(x[start:start + batch_size].to(device))).float().cpu()
+        target = y[start:start + batch_size].cpu()
+        correct.append(logits.argmax(1) == target)
+        nll += float(F.cross_entropy(logits, target, reduction="sum"))
+        p_true += float(logits.softmax(1).gather(1, target[:, None]).sum())
+    bits = np.packbits(torch.cat(correct).numpy().astype(np.uint8))
+    return {"test_correct_bits": base64.b64encode(bits.tobytes()).decode(), "test_nll": nll / len(y),
+            "test_mean_p_true": p_true / len(y)}
+
+
+def unpack_correct(record: Mapping[str, Any]) -> Optional[np.ndarray]:
+    """The per-example correctness vector stored by :func:`test_outcomes` (None if absent)."""
+    bits = record.get("test_correct_bits")
+    if bits is None:
+        return None
+    n = record.get("test_examples")
+    return np.unpackbits(np.frombuffer(base64.b64decode(bits), dtype=np.uint8))[:n].astype(bool)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -273,6 +305,8 @@ class GroundTruth:
                 "load_1min_at_end": os.getloadavg()[0],
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
+            if xt is not None and len(yt):
+                record.update(test_examples=len(yt), **test_outcomes(net, xt, yt))
             atomic_write_json(record, self.cache_path(job))
             checkpoint.unlink(missing_ok=True)
             self.log(f"[ground truth] {job.init} seed {job.seed} {job.arch.id}: "
