@@ -56,7 +56,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ground_truth import GroundTruth, GroundTruthRecipe, Job, atomic_write_json, resized_space  # noqa: E402
+from ground_truth import GroundTruth, GroundTruthRecipe, Job, atomic_write_json, resized_space, unpack_correct  # noqa: E402
 
 from blockzoo.data import import_builtin, open_store, to_tensor_split  # noqa: E402
 from blockzoo.distill import DistillRecipe  # noqa: E402
@@ -78,6 +78,19 @@ T_SWEEP = (1, 2, 5, 10, 15, 20, 40)
 ZERO_COST = ("gradnorm", "fisher", "snip", "synflow", "naswot", "flops", "l2norm", "params")
 TARGETS = ("SC", "PR", "KD")
 PROXY_GROUPS = ("main", "zero_cost", "sweep", "epoch")
+# Variants of the BlockZoo recipe compared on the development set only (docs/proxy-tuning.md):
+# name -> changes to the protocol's DistillRecipe. "seed1" draws other KD batches: the spread
+# between it and the default is the proxy's own noise.
+TUNING_VARIANTS: dict[str, dict[str, Any]] = {
+    "tune_seed1": {"seed": 1},
+    "tune_sgd_lr0.03": {"lr": 0.03},
+    "tune_sgd_lr0.3": {"lr": 0.3},
+    "tune_adam_lr1e-3": {"optimizer": "adam", "lr": 1e-3, "momentum": 0.0},
+    "tune_remap_l1": {"remap_order": "l1"},
+    "tune_T10": {"batches": 10},
+    "tune_T40": {"batches": 40},
+    "tune_bs128_T10": {"batch_size": 128, "batches": 10},
+}
 
 
 @dataclass(frozen=True)
@@ -413,6 +426,9 @@ class Bench:
                     self.zoo_proxy(f"kd_only_T{t}", replace(self.p.distill, init="random", batches=t))
         if "epoch" in groups:
             self.zoo_proxy("kd_only_epoch", replace(self.p.distill, init="random", batches=self.epoch_batches()))
+        if "tuning" in groups:
+            for name, changes in TUNING_VARIANTS.items():
+                self.zoo_proxy(name, replace(self.p.distill, **changes))
 
     # --- ground truth --------------------------------------------------------------------------------
     def groundtruth(self) -> GroundTruth:
@@ -566,7 +582,8 @@ ROWS = [  # (row name, group, label)
     ("kd_only_epoch", "ablation", "Initial accuracy of KD-only, one epoch of batches"),
     ("blockzoo_no_recal", "ablation", "PR + KD without BN recalibration"),
     ("blockzoo", "ours", "**PR + KD (BlockZoo), T = 20**"),
-]
+] + [(name, "tuning", f"PR + KD, {', '.join(f'{k} {v}' for k, v in changes.items())}")
+     for name, changes in TUNING_VARIANTS.items()]
 
 
 def ground_truth_table(bench: Bench) -> dict[str, Any]:
@@ -592,6 +609,48 @@ def ground_truth_table(bench: Bench) -> dict[str, Any]:
                     table[init][arch.id] = r["test_accuracy"]
                     seconds[init].append(r["seconds"])
     return {"table": table, "seeds": seeds, "seconds": seconds}
+
+
+def noise_decomposition(bench: Bench, s0: int, s1: int) -> dict[str, Any]:
+    """How much of the seed-to-seed difference in test accuracy is the finite test set.
+
+    For two runs of one architecture, the accuracy difference is the mean over the test images
+    of (correct₀ − correct₁); if both runs had the same expected accuracy and their flips were
+    independent across images, its sd would be sqrt(disagreement / n). Comparing that with the
+    observed rms difference says whether more test images (or averaging runs) can help at all.
+    Also: the seed-to-seed ρ of two continuous measures (test NLL, mean p(true class)), which
+    are not the ground truth but show how much of the noise is accuracy's 0/1 quantisation.
+    """
+    gt = bench.groundtruth()
+    rows = []
+    for arch in bench.archs:
+        r0, r1 = gt.cached(Job(arch, "SC", s0)), gt.cached(Job(arch, "SC", s1))
+        if r0 is None or r1 is None:
+            continue
+        c0, c1 = unpack_correct(r0), unpack_correct(r1)
+        if c0 is None or c1 is None:
+            continue
+        rows.append({"arch": arch.id, "diff": float(c0.mean() - c1.mean()), "disagreement": float((c0 != c1).mean()),
+                     "n": len(c0), "accuracy": (r0["test_accuracy"], r1["test_accuracy"]),
+                     "nll": (r0["test_nll"], r1["test_nll"]),
+                     "p_true": (r0["test_mean_p_true"], r1["test_mean_p_true"])})
+    out: dict[str, Any] = {"n_archs": len(rows), "seeds": [s0, s1]}
+    if len(rows) < 2:
+        return out
+    rms_diff = float(np.sqrt(np.mean([r["diff"] ** 2 for r in rows])))
+    expected = float(np.sqrt(np.mean([r["disagreement"] / r["n"] for r in rows])))
+    out.update({
+        "rms_seed_difference": rms_diff, "mean_disagreement": float(np.mean([r["disagreement"] for r in rows])),
+        "test_set_sd_of_difference": expected,
+        "test_set_share_of_variance": expected ** 2 / rms_diff ** 2 if rms_diff > 0 else None,
+        "nll_seed_spearman": _clean(correlate(np.array([-r["nll"][0] for r in rows]),
+                                              np.array([-r["nll"][1] for r in rows]))["spearman"]),
+        "p_true_seed_spearman": _clean(correlate(np.array([r["p_true"][0] for r in rows]),
+                                                 np.array([r["p_true"][1] for r in rows]))["spearman"]),
+        "accuracy_seed_spearman": _clean(correlate(np.array([r["accuracy"][0] for r in rows]),
+                                                   np.array([r["accuracy"][1] for r in rows]))["spearman"]),
+    })
+    return out
 
 
 def make_report(bench: Bench, out_stem: Path) -> dict[str, Any]:
@@ -661,6 +720,7 @@ def make_report(bench: Bench, out_stem: Path) -> dict[str, Any]:
         "max_abs_seed_difference": _clean(float(np.max(diffs)) if diffs else float("nan")),
         "seed_noise_sd": _clean(noise_sd), "arch_mean_sd": _clean(spread_sd),
         "single_seed_reliability": _clean(reliability),
+        "noise_decomposition": noise_decomposition(bench, s0, s1),
     }
 
     # Figure 2: ρ against T.
@@ -787,6 +847,21 @@ def _fmt(v: Optional[float], ci: Optional[list[float]] = None) -> str:
     return f"{v:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
+def _noise_lines(d: dict[str, Any]) -> list[str]:
+    if d.get("n_archs", 0) < 2:
+        return []
+    return [
+        f"Where the seed noise comes from ({d['n_archs']} architectures whose two runs kept per-image results): "
+        f"the two runs disagree on {100 * d['mean_disagreement']:.1f} % of the test images; rms accuracy difference "
+        f"{100 * d['rms_seed_difference']:.2f} points, of which the finite test set alone (independent flips, "
+        f"equal expected accuracy) explains sd {100 * d['test_set_sd_of_difference']:.2f} points, "
+        f"{100 * d['test_set_share_of_variance']:.0f} % of the variance. Seed-to-seed ρ of continuous measures on "
+        f"the same runs: test NLL {_fmt(d['nll_seed_spearman'])}, mean p(true class) {_fmt(d['p_true_seed_spearman'])} "
+        f"(accuracy {_fmt(d['accuracy_seed_spearman'])}).",
+        "",
+    ]
+
+
 def markdown(r: dict[str, Any]) -> str:
     p = r["protocol"]
     c = r["ceiling_detail"]
@@ -835,6 +910,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"{_fmt(c['seed_noise_sd'])}; sd of the architecture means {_fmt(c['arch_mean_sd'])}; single-seed "
         f"reliability (signal variance share) {_fmt(c['single_seed_reliability'])}.",
         "",
+        *_noise_lines(c.get("noise_decomposition", {})),
         "## Table 1: rank correlation with final accuracy (bootstrap 95% intervals)",
         "",
         "| type | proxy | ρ vs SC | ρ vs PR | ρ vs KD | τ vs SC | τ vs PR | τ vs KD | n (SC/PR/KD) | wall s / arch |",
@@ -901,7 +977,8 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop cleanly after this long")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--proxies", default=",".join(PROXY_GROUPS),
-                        help=f"proxy groups for --stage proxies, comma-separated (default all: {','.join(PROXY_GROUPS)})")
+                        help=f"proxy groups for --stage proxies, comma-separated (default: {','.join(PROXY_GROUPS)}; "
+                        "also 'tuning': the TUNING_VARIANTS, for the dev protocol)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     protocol = PROTOCOLS["quick" if args.quick else args.protocol]
