@@ -593,12 +593,14 @@ def ground_truth_table(bench: Bench) -> dict[str, Any]:
     table: dict[str, dict[str, float]] = {"SC": {}, "PR": {}, "KD": {}}
     seeds: dict[int, dict[str, float]] = {}
     seconds: dict[str, list[float]] = {"SC": [], "PR": [], "KD": []}
+    cpu_seconds: list[float] = []  # SC trainings (wall time includes time-sharing with other work)
     for arch in bench.archs:
         for s in sorted(set(p.sc_seeds) | set(p.ceiling_seeds)):
             r = gt.cached(Job(arch, "SC", s))
             if r is not None:
                 seeds.setdefault(s, {})[arch.id] = r["test_accuracy"]
                 seconds["SC"].append(r["seconds"])
+                cpu_seconds.append(r.get("cpu_seconds", r["seconds"]))
         got = [seeds.get(s, {}).get(arch.id) for s in p.sc_seeds]
         if all(v is not None for v in got):
             table["SC"][arch.id] = float(np.mean(got))
@@ -608,7 +610,7 @@ def ground_truth_table(bench: Bench) -> dict[str, Any]:
                 if r is not None:
                     table[init][arch.id] = r["test_accuracy"]
                     seconds[init].append(r["seconds"])
-    return {"table": table, "seeds": seeds, "seconds": seconds}
+    return {"table": table, "seeds": seeds, "seconds": seconds, "sc_cpu_seconds": cpu_seconds}
 
 
 def noise_decomposition(bench: Bench, s0: int, s1: int) -> dict[str, Any]:
@@ -650,6 +652,25 @@ def noise_decomposition(bench: Bench, s0: int, s1: int) -> dict[str, Any]:
         "accuracy_seed_spearman": _clean(correlate(np.array([r["accuracy"][0] for r in rows]),
                                                    np.array([r["accuracy"][1] for r in rows]))["spearman"]),
     })
+    return out
+
+
+def seed_projection(reliability: float, seconds_per_training: Optional[float]) -> dict[str, Any]:
+    """What averaging seeds buys, from the measured single-seed reliability R (Spearman–Brown:
+    a mean of m seeds has reliability mR / (1 + (m − 1)R); two independent such means correlate
+    at about that value, which is what the ceiling measures). Rank ρ tracks it closely for
+    roughly normal data. Also the seeds per mean the 0.9 ceiling needs and the SC trainings
+    (two disjoint groups on 10 architectures + one group on the other 30) that implies."""
+    if not math.isfinite(reliability) or reliability <= 0:
+        return {}
+    by_m = {m: m * reliability / (1 + (m - 1) * reliability) for m in (1, 2, 3, 4, 6, 8)}
+    needed = math.ceil(0.9 * (1 - reliability) / (0.1 * reliability)) if reliability < 0.9 else 1
+    trainings = 10 * 2 * needed + 30 * needed
+    out = {"reliability_of_m_seed_mean": {str(m): v for m, v in by_m.items()}, "seeds_per_mean_for_0.9": needed,
+           "sc_trainings_for_ceiling_and_40": trainings}
+    if seconds_per_training:
+        out["sc_cpu_hours_at_measured_speed"] = trainings * seconds_per_training / 3600
+        out["cpu_seconds_per_training"] = seconds_per_training
     return out
 
 
@@ -721,6 +742,7 @@ def make_report(bench: Bench, out_stem: Path) -> dict[str, Any]:
         "seed_noise_sd": _clean(noise_sd), "arch_mean_sd": _clean(spread_sd),
         "single_seed_reliability": _clean(reliability),
         "noise_decomposition": noise_decomposition(bench, s0, s1),
+        "projection": seed_projection(reliability, float(np.median(gtt["sc_cpu_seconds"])) if gtt["sc_cpu_seconds"] else None),
     }
 
     # Figure 2: ρ against T.
@@ -862,6 +884,18 @@ def _noise_lines(d: dict[str, Any]) -> list[str]:
     ]
 
 
+def _projection_lines(d: dict[str, Any]) -> list[str]:
+    if not d:
+        return []
+    means = ", ".join(f"{m}: {v:.2f}" for m, v in d["reliability_of_m_seed_mean"].items())
+    cost = (f", ≈ {d['sc_cpu_hours_at_measured_speed']:.0f} CPU-hours at this run's median "
+            f"{d['cpu_seconds_per_training']:.0f} CPU-s per training"
+            if "sc_cpu_hours_at_measured_speed" in d else "")
+    return [f"Projected ceiling for means of m seeds (Spearman–Brown from the single-seed reliability): {means}. "
+            f"A 0.9 ceiling needs ≈ {d['seeds_per_mean_for_0.9']} seeds per mean: "
+            f"{d['sc_trainings_for_ceiling_and_40']} SC trainings for 40 architectures with the ceiling on 10{cost}.", ""]
+
+
 def markdown(r: dict[str, Any]) -> str:
     p = r["protocol"]
     c = r["ceiling_detail"]
@@ -911,6 +945,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"reliability (signal variance share) {_fmt(c['single_seed_reliability'])}.",
         "",
         *_noise_lines(c.get("noise_decomposition", {})),
+        *_projection_lines(c.get("projection", {})),
         "## Table 1: rank correlation with final accuracy (bootstrap 95% intervals)",
         "",
         "| type | proxy | ρ vs SC | ρ vs PR | ρ vs KD | τ vs SC | τ vs PR | τ vs KD | n (SC/PR/KD) | wall s / arch |",
