@@ -427,6 +427,9 @@ class Bench:
         if "epoch" in groups:
             self.zoo_proxy("kd_only_epoch", replace(self.p.distill, init="random", batches=self.epoch_batches()))
         if "tuning" in groups:
+            if self.p.name != "dev":
+                raise SystemExit("--proxies tuning is for --protocol dev: choosing a recipe on the reporting "
+                                 "architectures would bias the reported numbers")
             for name, changes in TUNING_VARIANTS.items():
                 self.zoo_proxy(name, replace(self.p.distill, **changes))
 
