@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 FASHION = /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: run test install datasets lint clean
+.PHONY: run test install datasets browser lint clean
 
 install: $(VENV)/.installed
 
@@ -22,8 +22,16 @@ datasets:
 		|| echo "warning: could not install dataset-fashion-mnist; its tests will be skipped"; \
 	fi
 
+# Headless Chromium for the dashboard's browser tests, from Debian's packages (Playwright never
+# downloads a browser here); best effort, those tests skip when it is absent.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null 2>&1 \
+		|| echo "warning: could not install chromium; the browser tests will be skipped"; \
+	fi
+
 # One torch/OpenMP thread per process: tests start servers and workers beside pytest.
-test: install datasets
+test: install datasets browser
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --durations=15
 
 run: install datasets

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.settings import Settings
+from infra.settings import Settings
 
 
 def _base_parser() -> tuple[argparse.ArgumentParser, Any]:
@@ -40,8 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.main import create_app
-    from app.runtime import Runtime
     from app.services import auth
+    from infra.runtime import Runtime
 
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -51,15 +51,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.auto_migrate:
             runtime.migrate()
         if settings.embedded:
-            with runtime.session_factory() as session:
-                if not auth.has_any_key(session):
-                    new = auth.create_owner_with_key(session, runtime.secret_key)
-                    print("First start: created an API key (shown once; keep it):")
-                    print(f"  {new.plaintext}")
+            with runtime.session_factory.begin() as session:
+                new = None if auth.has_any_key(session) else auth.create_owner_with_key(session, runtime.secret_key)
+            if new is not None:  # shown once it is committed, so it works
+                print("First start: created an API key (shown once; keep it):")
+                print(f"  {new.plaintext}")
     finally:
         runtime.close()
     base = f"http://{settings.host}:{settings.port}"
-    print(f"BlockZoo API on {base}  (docs: {base}/docs; data: {settings.data_dir}; "
+    print(f"BlockZoo API on {base}  (dashboard: {base}/ui/; docs: {base}/docs; data: {settings.data_dir}; "
           f"database: {'sqlite' if settings.is_sqlite else 'external'}; jobs: {settings.job_backend})", flush=True)
     uvicorn.run(create_app(settings.model_copy(update={"auto_migrate": False})), host=settings.host,
                 port=settings.port, log_level=settings.log_level)
@@ -67,15 +67,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_create_key(args: argparse.Namespace) -> int:
-    from app.runtime import Runtime
     from app.services import auth
+    from infra.runtime import Runtime
 
     settings = _settings(args)
     runtime = Runtime(settings)
     try:
         if settings.auto_migrate:
             runtime.migrate()
-        with runtime.session_factory() as session:
+        with runtime.session_factory.begin() as session:
             new = auth.create_owner_with_key(session, runtime.secret_key, owner_name=args.owner, key_name=args.name)
     finally:
         runtime.close()
@@ -86,7 +86,7 @@ def cmd_create_key(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from worker.celery_app import QUEUE, app
+    from worker.celery_app import QUEUE, app  # here: the other commands start without loading Celery
 
     argv = ["worker", f"--loglevel={args.loglevel}", "-Q", QUEUE, f"--pool={args.pool}"]
     if args.concurrency:

@@ -13,9 +13,11 @@ from fastapi.routing import APIRoute
 from app.api import api_router
 from app.api.health import router as health_router
 from app.errors import install_error_handlers
-from app.runtime import Runtime
+from app.job_backends import make_job_queue
 from app.services import jobs as jobs_service
-from app.settings import Settings
+from app.ui import install_ui
+from infra.runtime import Runtime
+from infra.settings import Settings
 
 log = logging.getLogger("blockzoo.api")
 
@@ -78,10 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime(settings)
         if settings.auto_migrate:
             runtime.migrate()
+        runtime.attach_job_queue(make_job_queue(runtime))
         app.state.runtime = runtime
         if settings.job_backend == "local":
             # This process is the only runner: whatever a previous process left active resumes.
-            for job_id in jobs_service.recover_local_jobs(runtime.session_factory):
+            with runtime.session_factory.begin() as session:
+                recovered = jobs_service.recover_local_jobs(session)
+            for job_id in recovered:
                 runtime.job_queue.enqueue(job_id)
         log.info("BlockZoo API ready (database %s, jobs %s, data %s)",
                  runtime.engine.dialect.name, settings.job_backend, settings.data_dir)
@@ -98,10 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served offline by app.ui (install_ui below)
         generate_unique_id_function=_operation_id,
     )
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    install_ui(app)
     _install_openapi(app)
     return app

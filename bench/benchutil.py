@@ -1,5 +1,4 @@
-"""Small helpers shared by the benchmark scripts (run as ``python bench/<script>.py``, so this
-directory is on ``sys.path``)."""
+"""Small helpers shared by the benchmark scripts (``python -m bench.<script>``)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ architectures: results committed."
 
 Setup: ``mbv3-tiny`` (16x16), Fashion-MNIST imported with ``train_limit=10000`` (seeded,
 class-stratified subset; the full 10,000-image test split) into ``bench/results/tmp/finetune/``.
-The reference is the one ``bench/reference_training.py --keep`` leaves in
+The reference is the one ``python -m bench.reference_training --keep`` leaves in
 ``bench/results/tmp/reference_training/reference.safetensors`` when its metadata match this
 space and dataset, else one trained here with the default recipe (``TrainRecipe()``). The zoo is
 ``BlockZoo.create`` with the default ``DistillRecipe`` (PR init, T = 20 KD batches of 64), built
@@ -26,8 +26,8 @@ remap - scratch) with their mean, a paired t 95% interval and an exact two-sided
 Every finished (architecture, init) is cached in ``bench/results/tmp/finetune/results.json`` and
 each training checkpoints per epoch, so a killed run resumes where it stopped.
 
-    PYTHONPATH=. .venv/bin/python bench/finetune.py            # writes bench/results/finetune.{md,json}
-    PYTHONPATH=. .venv/bin/python bench/finetune.py --render bench/results/finetune.json   # .md only
+    .venv/bin/python -m bench.finetune            # writes bench/results/finetune.{md,json}
+    .venv/bin/python -m bench.finetune --render bench/results/finetune.json   # .md only
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ from blockzoo.proxy import score_architectures
 from blockzoo.reference import train_reference
 from blockzoo.space import Architecture, SearchSpace, get_space
 from blockzoo.training import TrainRecipe
-from blockzoo.zoo import BlockZoo, atomic_write_text, file_sha256
-from benchutil import cpu_model  # noqa: E402  (bench/ is on sys.path)
+from blockzoo.files import file_sha256, write_atomic
+from blockzoo.zoo import BlockZoo
+from bench.benchutil import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = RESULTS / "tmp" / "finetune"  # tmp/ is shared with other benches: own subfolder
@@ -163,7 +164,7 @@ class Cache:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json.dumps(self.data, indent=2) + "\n", self.path)
+        write_atomic(self.path, json.dumps(self.data, indent=2) + "\n")
 
 
 def prepare_reference(space: SearchSpace, store, dataset_hash: str) -> tuple[Path, dict[str, Any]]:
@@ -209,7 +210,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         zoo = BlockZoo.create(zoo_root, space, store, reference_path, distill,
                               reference_recipe=reference_info["recipe"])
         zoo.manifest["bench_key"] = zoo_key
-        atomic_write_text(json.dumps(zoo.manifest, indent=2), manifest)
+        write_atomic(manifest, json.dumps(zoo.manifest, indent=2))
     zoo_build = json.loads(build_log.read_text()) if build_log.is_file() else {"blocks": 0, "seconds": 0.0}
 
     log(f"zoo: distilling the missing blocks of {len(archs)} architectures (lazy)")
@@ -217,7 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     built = zoo.ensure_blocks(archs)
     if built:
         zoo_build = {"blocks": zoo_build["blocks"] + built, "seconds": zoo_build["seconds"] + time.perf_counter() - t0}
-        atomic_write_text(json.dumps(zoo_build), build_log)
+        write_atomic(build_log, json.dumps(zoo_build))
     log(f"zoo: {built} blocks distilled now ({zoo_build['blocks']} in all, {zoo_build['seconds']:.1f} s)")
     proxies = {s.arch_id: s.to_dict() for s in score_architectures(zoo, archs)}
 
@@ -249,7 +250,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "task": f"fine-tuning from zoo weights vs scratch, {SPACE}, Fashion-MNIST {TRAIN_LIMIT} train images at 16x16",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "PYTHONPATH=. " + " ".join([".venv/bin/python", *sys.argv]),
+        "command": " ".join([".venv/bin/python -m bench.finetune", *sys.argv[1:]]),
         "finetune_recipe": recipe.to_dict(),
         "distill_recipe": distill.to_dict(),
         "arch_seed": args.arch_seed,

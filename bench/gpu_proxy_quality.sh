@@ -9,7 +9,7 @@
 # copied there from /usr/share/datasets/fashion-mnist before the call, since that machine has no
 # Debian package), python3 with torch, numpy, safetensors, scipy, pillow.
 set -u
-export PYTHONPATH=. PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1
 export BLOCKZOO_FASHION_MNIST_DIR="${BLOCKZOO_FASHION_MNIST_DIR:-$PWD/.gpu/fashion-mnist}"
 BUDGET_MINUTES="${BUDGET_MINUTES:-8}"
 WORKERS="${WORKERS:-12}"
@@ -22,7 +22,7 @@ mkdir -p "$OUT"
   python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())"
 } 2>&1 | tee "$OUT/machine.txt"
 hard_limit=$(python3 -c "print(int($BUDGET_MINUTES * 60 + 75))")
-timeout "$hard_limit" python3 bench/proxy_quality.py --stage parallel --protocols cpu,dev \
+timeout "$hard_limit" python3 -m bench.proxy_quality --stage parallel --protocols cpu,dev \
   --workers "$WORKERS" --budget-minutes "$BUDGET_MINUTES" --proxies main,zero_cost,sweep,epoch \
   >"$OUT/log.txt" 2>&1
 echo "exit status $?" >>"$OUT/log.txt"

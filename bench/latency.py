@@ -7,7 +7,7 @@ and the median absolute percentage error (APE), raw and after calibrating the ta
 ``scale`` on ``--calibrate`` *other* random architectures. MACs are reported as the
 baseline predictor of latency.
 
-    PYTHONPATH=. .venv/bin/python bench/latency.py            # writes bench/results/latency.{md,json}
+    .venv/bin/python -m bench.latency            # writes bench/results/latency.{md,json}
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"(calibrated {100 * r['calibrated_median_ape']:.1f}%, scale {r['scale']:.3f}), "
               f"MACs spearman {r['macs_spearman']:.3f}", flush=True)
     result = {
-        "command": " ".join(["PYTHONPATH=. .venv/bin/python bench/latency.py",
+        "command": " ".join([".venv/bin/python -m bench.latency",
                              *(sys.argv[1:] if argv is None else argv)]),
         "machine": machine_description("cpu"),
         "load_average": load_average,

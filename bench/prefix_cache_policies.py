@@ -3,7 +3,7 @@
 Issue 5 asks the prefix cache to make a 1,000-evaluation search >= 2x faster than scoring each
 architecture from scratch. This script asks what bounds that: the cache's size and eviction
 policy, or the search's own sharing. It runs `bench/search.py`'s speed search (same zoo, budget,
-seed and population; the zoo must exist, run `bench/search.py` first), then replays the
+seed and population; the zoo must exist, run `python -m bench.search` first), then replays the
 generations' scoring calls through a *model* of `score_architectures` + `PrefixCache` that
 counts the stem/stage levels each policy computes (no tensors; level sizes are measured once
 per depth on the real zoo). The model is checked against the real cache: with the default
@@ -15,13 +15,12 @@ cost-aware alternative to LRU), and no cache between calls (sharing within a gen
 A level's recompute cost is the sum of its stages' per-level seconds, measured on the real
 zoo (mean over the search's architectures).
 
-    PYTHONPATH=. .venv/bin/python bench/prefix_cache_policies.py   # writes bench/results/prefix_cache_policies.{md,json}
+    .venv/bin/python -m bench.prefix_cache_policies   # writes bench/results/prefix_cache_policies.{md,json}
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -39,16 +38,11 @@ from blockzoo.search import Budget, search_zoo
 from blockzoo.space import Architecture, sample_architectures
 from blockzoo.zoo import BlockZoo
 
+from bench import search as search_bench
+
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 2**20
 
-
-def _search_bench():
-    """bench/search.py as a module (its generation_batches and defaults)."""
-    spec = importlib.util.spec_from_file_location("search_bench", Path(__file__).with_name("search.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class CacheModel:
@@ -112,7 +106,6 @@ def replay(batches: list[list[Architecture]], num_stages: int, cache: CacheModel
 
 
 def main(argv: list[str] | None = None) -> dict:
-    bench = _search_bench()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=RESULTS / "tmp" / "search")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -121,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=100)
     args = parser.parse_args(argv)
     if not (args.work / "zoo" / "manifest.json").is_file():
-        raise SystemExit(f"no zoo under {args.work}: run bench/search.py first")
+        raise SystemExit(f"no zoo under {args.work}: run `python -m bench.search` first")
     keep_freed_memory()
     torch.set_num_threads(1)
     zoo = BlockZoo.open(args.work / "zoo")
@@ -131,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     real = PrefixCache()
     result = search_zoo(zoo, budget, "evolution", seed=args.seed, population=args.population,
                         generations=10_000, max_evaluations=args.evaluations, prefix_cache=real)
-    batches = bench.generation_batches(result)
+    batches = search_bench.generation_batches(result)
     archs = [a for b in batches for a in b]
     n = len(archs)
 
@@ -184,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
     default = next(r for r in rows if r["policy"] == f"LRU, {DEFAULT_CACHE_BYTES // MIB} MiB")
     model_levels = sum(default["levels_by_depth"])
     out = {
-        "command": " ".join(["PYTHONPATH=. .venv/bin/python bench/prefix_cache_policies.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join([".venv/bin/python -m bench.prefix_cache_policies", *(sys.argv[1:] if argv is None else argv)]),
         "search": {"evaluations": n, "population": args.population, "seed": args.seed, "generations": len(batches),
                    "budget": budget.to_dict()},
         "level_bytes_by_depth": [sizes[d] for d in range(space.num_stages + 1)],

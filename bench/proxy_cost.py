@@ -2,7 +2,7 @@
 for `mbv3-tiny` once the zoo holds its blocks.
 
 Setup: `mbv3-tiny` (16x16) on the Fashion-MNIST 10k subset with the reference that
-`bench/reference_training.py --keep` leaves in `bench/results/tmp/reference_training/` (trained
+`python -m bench.reference_training --keep` leaves in `bench/results/tmp/reference_training/` (trained
 here with the default recipe if missing), a zoo with the default `DistillRecipe` (T = 20 batches
 of 64, PR + KD), and K random architectures (`space.sample(random.Random(seed))`, the
 reference excluded). The blocks they need are distilled first (timed, reported, not part of the
@@ -17,7 +17,7 @@ proxy cost); then, with every block on disk, for each repeat:
 Seconds per architecture = wall time / K. The load average is sampled around each pass; the
 machine may be shared, so the report shows it next to the times.
 
-    PYTHONPATH=. .venv/bin/python bench/proxy_cost.py [--threads 2] [--k 40] [--repeats 2] [--reference F]
+    .venv/bin/python -m bench.proxy_cost [--threads 2] [--k 40] [--repeats 2] [--reference F]
 
 ``--reference`` takes any trained `mbv3-tiny` reference instead (e.g. the one `bench/search.py`
 trains): the proxy's cost depends on the shapes, not on the weights.
@@ -71,7 +71,7 @@ def open_zoo(space, recipe: DistillRecipe, reference: Path) -> BlockZoo:
     store = open_store(import_builtin("fashion-mnist", TMP / "reference_training" / "datasets",
                                       seed=0, train_limit=10_000).path)
     if not reference.is_file():
-        log("training the reference (default recipe; run bench/reference_training.py --keep to reuse its)")
+        log("training the reference (default recipe; run `python -m bench.reference_training --keep` to reuse its)")
         train_reference(space, store, TrainRecipe(), reference)
     return BlockZoo.create(root, space, store, reference, recipe)
 
@@ -141,7 +141,7 @@ def main() -> dict:
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "torch": torch.__version__},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "PYTHONPATH=. .venv/bin/python bench/proxy_cost.py " + " ".join(sys.argv[1:]),
+        "command": ".venv/bin/python -m bench.proxy_cost " + " ".join(sys.argv[1:]),
     }
     (RESULTS / "proxy_cost.json").write_text(json.dumps(out, indent=1) + "\n")
     (RESULTS / "proxy_cost.md").write_text(markdown(out))

@@ -9,7 +9,7 @@ seeded, class-stratified subset; the official 10,000-image test split is kept wh
 ``bench/results/reference_training.{json,md}``. The machine may be shared, so the load average is
 sampled during the run and reported next to the time.
 
-    PYTHONPATH=. .venv/bin/python bench/reference_training.py [--threads N]
+    .venv/bin/python -m bench.reference_training [--threads N]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from blockzoo.data import import_builtin, open_store
 from blockzoo.reference import train_reference
 from blockzoo.space import get_space
 from blockzoo.training import TrainRecipe
-from benchutil import cpu_model  # noqa: E402  (bench/ is on sys.path)
+from bench.benchutil import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LIMIT_SECONDS = 600
@@ -80,7 +80,7 @@ def run(threads: int | None, keep: bool) -> dict:
     return {
         "task": f"reference training, {SPACE}, Fashion-MNIST {TRAIN_LIMIT} train images at 16x16",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join([".venv/bin/python -m bench.reference_training", *sys.argv[1:]]),
         "recipe": recipe.to_dict(),
         "dataset": {"name": info.name, "content_hash": info.content_hash, "num_train": info.num_train,
                     "num_test": info.num_test, "image_shape": list(info.image_shape)},

@@ -17,7 +17,7 @@ distilled the first time a search needs them, then persisted). Everything is cac
    so both see the same machine load. The search's own work (sampling, repair, ranking; timed
    with memoised scores) is added to both.
 
-    PYTHONPATH=. .venv/bin/python bench/search.py      # writes bench/results/search.{md,json}
+    .venv/bin/python -m bench.search      # writes bench/results/search.{md,json}
 
 ``--part quality`` or ``--part speed`` runs one part and merges it into an existing
 ``search.json`` (same budget and zoo settings required); ``search.md`` records each part's
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
                                     if reference.is_file() else None),
         "budget": budget.to_dict(),
     })
-    command = " ".join(["PYTHONPATH=. .venv/bin/python bench/search.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join([".venv/bin/python -m bench.search", *(sys.argv[1:] if argv is None else argv)])
     parts = out.setdefault("parts", {})
     for part in ("quality", "speed"):
         if args.part not in ("all", part):

@@ -17,14 +17,14 @@ stage by stage and repeat by repeat with the engine order rotated, so all see th
       recomputed from the images, and the block trains alone with its own optimizer;
   (b) shared teacher features (computed once, their time included) + the per-block loop engine
       (``blockzoo.distill.distill_blocks``);
-  (c) shared teacher features + the stacked engine (``blockzoo.stacked.distill_stacked``).
+  (c) shared teacher features + the stacked engine (``blockzoo.distill.distill_stacked``).
 
 All three train the same blocks from the same PR init; (a) and (b) must be bit-identical, (c)
 equal up to float32 rounding (reported). Then: ``--archs`` random architectures, their missing
 blocks distilled lazily with the stacked engine (timed and reported apart), and
 ``blockzoo.proxy.score_architectures`` timed on them (architectures scored per second).
 
-    PYTHONPATH=. .venv/bin/python bench/zoo_speed.py   # writes bench/results/zoo_speed.{md,json}
+    .venv/bin/python -m bench.zoo_speed   # writes bench/results/zoo_speed.{md,json}
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ from blockzoo.nets import Network, build_network
 from blockzoo.proxy import score_architectures
 from blockzoo.reference import load_reference
 from blockzoo.space import get_space, sample_architectures
-from blockzoo.stacked import distill_stacked
+from blockzoo.distill.stacked import distill_stacked
 from blockzoo.zoo import BlockZoo, KDData, atomic_save
-from benchutil import cpu_model  # noqa: E402  (bench/ is on sys.path)
+from bench.benchutil import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = RESULTS / "tmp" / "zoo_speed"  # tmp/ is shared with other benches: own subfolder
@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "task": f"zoo speed, {SPACE}, Fashion-MNIST {TRAIN_LIMIT} train images at 16x16",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "PYTHONPATH=. " + " ".join([".venv/bin/python", *sys.argv]),
+        "command": " ".join([".venv/bin/python -m bench.zoo_speed", *sys.argv[1:]]),
         "recipe": recipe.to_dict(),
         "dataset": {"name": info.name, "content_hash": info.content_hash, "num_train": info.num_train},
         "reference": reference_info,

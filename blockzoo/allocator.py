@@ -3,9 +3,8 @@
 Scoring with a prefix cache keeps hundreds of MiB of feature maps alive while new ones are
 allocated and freed around them. With glibc's defaults, large blocks are mmap-ed and freed
 memory above the heap's top is trimmed, so a fresh feature map often lands on new pages that
-the kernel must fault in and zero: on a 1,000-architecture search the cached path's levels
-ran up to 2x slower than the same levels computed with nothing cached (bench/search.py;
-docs/core-api.md, "Speed notes"). Raising the mmap and trim thresholds makes freed blocks
+the kernel must fault in and zero, and the cached path ran slower than computing with nothing
+cached (docs/core-api.md, "Speed notes"). Raising the mmap and trim thresholds makes freed blocks
 reusable, as PyTorch's CUDA caching allocator does on the GPU; the price is a resident size
 that stays near its peak. Call once per process (worker, CLI, benchmarks); a no-op off glibc.
 """

@@ -25,17 +25,16 @@ imported only by the commands that need it, so ``spaces`` and ``cost`` answer in
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from .cost_model import cost
+from .jsonable import json_safe
 from .space import Architecture, SearchSpace, get_space, list_spaces, sample_architectures
 
 if TYPE_CHECKING:
@@ -46,8 +45,6 @@ Command = Callable[[argparse.Namespace], int]
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-# Metrics the zoo proxy always reports; naming them in --metrics is accepted and changes nothing.
-PROXY_METRICS = ("proxy_accuracy", "kd_loss", "heldout_accuracy")
 
 
 class CliError(Exception):
@@ -58,21 +55,8 @@ class CliError(Exception):
 # Output helpers
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` with NaN/±inf replaced by null: ``json.dumps`` would write invalid JSON for them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def _print_json(value: Any) -> None:
-    print(json.dumps(_json_safe(value), indent=2, allow_nan=False))
+    print(json.dumps(json_safe(value), indent=2, allow_nan=False))
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -136,11 +120,14 @@ class ProgressBar:
         self._bar.update(max(0.0, fraction - self._bar.n))
         self._bar.set_postfix_str(message, refresh=True)
 
+    def close(self) -> None:
+        self._bar.close()
+
     def __enter__(self) -> "ProgressBar":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._bar.close()
+        self.close()
 
 
 def _bar(args: argparse.Namespace, desc: str) -> ProgressBar:
@@ -230,19 +217,6 @@ def _parse_options(items: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key.replace("-", "_")] = value
     return options
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Readers see the old file or the whole new one, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _safetensors_metadata(path: Path) -> dict[str, str]:
@@ -470,57 +444,58 @@ def cmd_zoo_info(args: argparse.Namespace) -> int:
 
 def _zero_cost_metrics(text: Optional[str]) -> list[str]:
     """The requested baseline metrics, checked before any slow work starts."""
-    if not text:
-        return []
-    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    baselines = [n for n in names if n not in PROXY_METRICS]
-    if not baselines:
-        return []
+    from .pipeline import zero_cost_metrics
+
     try:
-        from .zerocost import METRICS
-    except ModuleNotFoundError as exc:
-        if exc.name != "blockzoo.zerocost":
-            raise
-        raise CliError("--metrics needs the zero-cost baselines (blockzoo.zerocost), which this installation "
-                       f"lacks; the proxy metrics {', '.join(PROXY_METRICS)} are always reported") from None
-    unknown = [n for n in baselines if n not in METRICS]
-    if unknown:
-        raise CliError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS + PROXY_METRICS)}")
-    return baselines
+        return zero_cost_metrics(n.strip() for n in (text or "").split(",") if n.strip())
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
-def _score_zero_cost(zoo: "BlockZoo", archs: list[Architecture], metrics: list[str],
-                     progress: Callable[[float, str], None]) -> dict[str, dict[str, float]]:
-    """Baseline metrics per arch id, on the zoo's T KD batches (the batches our proxy uses)."""
-    from .zerocost import score_zero_cost
+class _PhaseBars:
+    """One progress bar per phase of a pipeline job, opened when the phase starts."""
 
-    batches = list(zip(zoo.kd_data.batches(), zoo.kd_data.label_batches()))
-    scores = score_zero_cost(zoo.space, archs, metrics, batches, zoo.in_channels, zoo.num_classes,
-                             progress=progress)
-    return {s.arch_id: {m: float(s[m]) for m in metrics} for s in scores}
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+        self._phase: Optional[str] = None
+        self._bar: Optional[ProgressBar] = None
+
+    def __call__(self, phase: str, fraction: float, message: str) -> None:
+        if phase != self._phase:
+            self.close()
+            self._phase, self._bar = phase, _bar(self._args, phase)
+        assert self._bar is not None
+        self._bar(fraction, message)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._phase, self._bar = None, None
+
+    def __enter__(self) -> "_PhaseBars":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .proxy import score_architectures
+    from .pipeline import PROXY_METRICS, score_on_zoo
 
     metrics = _zero_cost_metrics(args.metrics)
     zoo = _open_zoo(args.zoo)
     archs = _architectures(zoo.space, args)
     started = time.perf_counter()
-    with _bar(args, "distilling") as bar:
-        distilled = zoo.ensure_blocks(archs, progress=bar)  # lazy zoo: only the missing blocks
-    with _bar(args, "scoring") as bar:
-        scores = score_architectures(zoo, archs, progress=bar)
-    extra: dict[str, dict[str, float]] = {}
-    if metrics:
-        with _bar(args, "zero-cost") as bar:
-            extra = _score_zero_cost(zoo, archs, metrics, bar)
+    with _PhaseBars(args) as bars:
+        run = score_on_zoo(zoo, archs, metrics, progress=bars)
     items = []
-    for arch, s in zip(archs, scores):
+    for arch in archs:
         c = cost(zoo.space, arch, in_channels=zoo.in_channels, num_classes=zoo.num_classes)
-        items.append({**s.to_dict(), "architecture": arch.to_dict(), "macs": c.macs, "params": c.params,
-                      "metrics": extra.get(arch.id, {})})
+        items.append({"arch_id": arch.id, **{m: run.values[(arch.id, m)] for m in PROXY_METRICS},
+                      "architecture": arch.to_dict(), "macs": c.macs, "params": c.params,
+                      "metrics": {m: run.values[(arch.id, m)] for m in metrics}})
     seconds = time.perf_counter() - started
+    distilled = run.blocks_distilled
     if args.json:
         _print_json({"zoo": str(zoo.root), "items": items, "metrics": metrics, "blocks_distilled": distilled,
                      "seconds": seconds})
@@ -539,21 +514,19 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_architecture
+    from .pipeline import export_to_file
 
     zoo = _open_zoo(args.zoo)
     arch = _read_arch(zoo.space, args.arch)
-    with _bar(args, "distilling") as bar:
-        zoo.ensure_blocks([arch], progress=bar)
-    data, spec = export_architecture(zoo, arch)
     out = Path(args.out)
-    _write_atomic(out, data)
-    body = {"path": str(out), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-            "arch_id": arch.id, "spec": spec}
+    with _PhaseBars(args) as bars:
+        exported = export_to_file(zoo, arch, out, progress=bars)
+    body = {"path": str(out), "bytes": exported["bytes"], "sha256": exported["sha256"], "arch_id": arch.id,
+            "spec": exported["spec"]}
     if args.json:
         _print_json(body)
         return 0
-    print(f"exported {arch.id} -> {out} ({len(data) / 1024:.1f} KiB, sha256 {body['sha256'][:16]}...)")
+    print(f"exported {arch.id} -> {out} ({body['bytes'] / 1024:.1f} KiB, sha256 {body['sha256'][:16]}...)")
     print("load it with blockzoo.export.load_exported(path) -> (network, spec)")
     return 0
 
@@ -564,7 +537,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _guarded(command: Command) -> Command:
     """Run ``command``; user errors become one line on stderr and exit status 2 (no traceback)."""
-    from .archives import DatasetError  # pure module: no torch
+    from .data import DatasetError  # torch-free package
 
     def run(args: argparse.Namespace) -> int:
         name = getattr(args, "command_path", "blockzoo")

@@ -23,10 +23,8 @@ networks: ``bench/latency.py``.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from .files import write_atomic
 from .nets import Head, build_block, build_network, build_prefix
 from .progress import ProgressFn, StopFn, check_stop, report
 from .space import Architecture, ArchitectureError, SearchSpace, block_code
@@ -89,8 +88,7 @@ class Timing:
     interleaved rounds gives every module a chance at a quiet moment (``statistic="median"``
     reports typical latency instead). ``clock="thread"`` times the calling thread's CPU
     time, which excludes waiting for a core; it is valid on CPU with one intra-op thread
-    (``torch.set_num_threads(1)``). Measured on our 2-core machine at load 8: wall-clock
-    medians of one network varied 9-23 ms between runs, thread-time minima 5.0-5.3 ms.
+    (``torch.set_num_threads(1)``) and is steadier under load (docs/core-api.md, "Speed notes").
     """
 
     warmup: int = 5
@@ -355,16 +353,7 @@ class LatencyTable:
 
     def save(self, path: Union[str, Path]) -> None:
         """Write the table as JSON, atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "LatencyTable":

@@ -50,8 +50,8 @@ class ConvNormAct(nn.Sequential):
 
 class PooledPointwise(nn.Conv2d):
     """A 1x1 conv (with bias) on a 1x1 map, computed as the matrix product it is: same parameters,
-    same result, about 2x faster on CPU than the convolution path for SE's pooled features (the
-    largest cost of a late, low-resolution stage before; docs/core-api.md, "Speed notes")."""
+    same result, faster on CPU than the convolution path for SE's pooled features
+    (docs/core-api.md, "Speed notes")."""
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(cin, cout, 1, bias=True)

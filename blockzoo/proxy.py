@@ -63,7 +63,7 @@ class _Level:
         return self.eval_out.nbytes + (self.train_out.nbytes if self.train_out is not None else 0)
 
 
-DEFAULT_CACHE_BYTES = 2**30  # 1 GiB: ~650 mbv3-tiny levels at T=10x32, ample for bench/search.py's 1,000-evaluation search
+DEFAULT_CACHE_BYTES = 2**30  # ample for a 1,000-evaluation search on mbv3-tiny (docs/core-api.md, "Speed notes")
 
 
 class PrefixCache:
@@ -150,7 +150,7 @@ class _WorkingCopy:
 
     Recalibration only writes BN buffers, so this is all of the module the proxy must not
     touch; its BNs are :class:`GroupedBatchNorm2d` twins (T batches in one pass). It is made
-    once per module and reused (a deep copy per level cost ~6% of scoring), with the buffers
+    once per module and reused (a deep copy per level is a visible share of scoring), with the buffers
     reset to the module's own before each use.
     """
 
@@ -159,7 +159,7 @@ class _WorkingCopy:
         self.module = copy.deepcopy(module, {id(p): p for p in module.parameters()})
         self.batchnorms = use_grouped_batchnorm(self.module)
         # Only the BNs behave differently in train mode; flipping just them is cheaper than
-        # module.train()/eval() over every submodule (~0.5 ms a level). Dropout stays off.
+        # module.train()/eval() over every submodule. Dropout stays off.
         self.module.eval()
         self.buffers = tuple(self.module.buffers())
         assert [n for n, _ in module.named_buffers()] == [n for n, _ in self.module.named_buffers()]
@@ -196,7 +196,7 @@ def _working_copy(module: nn.Module) -> Iterator[_WorkingCopy]:
 
 
 # Input bytes per forward call. Small chunks keep a high-resolution stage's expanded activations
-# in the CPU caches; large ones save per-call overhead at low resolution (bench/search.py, docs).
+# in the CPU caches; large ones save per-call overhead at low resolution (docs/core-api.md, "Speed notes").
 CHUNK_BYTES = 2**20
 
 

@@ -23,3 +23,15 @@ class Recipe:
         if unknown:
             raise ValueError(f"unknown {cls.kind} field(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**data)
+
+
+def optimizer_problems(lr: float, momentum: float, weight_decay: float) -> list[str]:
+    """What is wrong with the optimizer fields every training recipe has (empty: nothing)."""
+    problems = []
+    if not 0 < lr <= 10:
+        problems.append("lr must be in (0, 10]")
+    if not 0 <= momentum < 1:
+        problems.append("momentum must be in [0, 1)")
+    if weight_decay < 0:
+        problems.append("weight_decay must be >= 0")
+    return problems

@@ -16,11 +16,12 @@ from typing import Any, Optional
 import torch
 
 from .data import DatasetStore, to_tensor_split
+from .files import file_sha256
 from .nets import Network, build_network
 from .progress import ProgressFn, StopFn
 from .space import SearchSpace
 from .training import TrainRecipe, default_device, train_network
-from .zoo import file_sha256, load_network, save_network
+from .zoo import load_network, save_network
 
 # The default recipe is sized for mbv3-tiny on 10k Fashion-MNIST images in ≤10 minutes on 2 idle
 # CPU cores (bench/reference_training.py measures it).

@@ -144,10 +144,6 @@ class SearchSpace:
     def num_stages(self) -> int:
         return len(self.widths)
 
-    @property
-    def first_block_channels(self) -> int:
-        return self.stem_channels
-
     def stage_in_channels(self, stage: int) -> int:
         return self.stem_channels if stage == 0 else self.widths[stage - 1]
 

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import augment, shuffled_batches
+from .files import atomic_path
 from .progress import ProgressFn, StopFn, check_stop, report
-from .recipe import Recipe
+from .recipe import Recipe, optimizer_problems
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,7 @@ class TrainRecipe(Recipe):
             problems.append("epochs must be in (0, 1000]")
         if not 1 <= self.batch_size <= 8192:
             problems.append("batch_size must be between 1 and 8192")
-        if not 0 < self.lr <= 10:
-            problems.append("lr must be in (0, 10]")
-        if not 0 <= self.momentum < 1:
-            problems.append("momentum must be in [0, 1)")
-        if self.weight_decay < 0:
-            problems.append("weight_decay must be >= 0")
+        problems += optimizer_problems(self.lr, self.momentum, self.weight_decay)
         if not 0 <= self.label_smoothing < 1:
             problems.append("label_smoothing must be in [0, 1)")
         if self.warmup_epochs < 0:
@@ -97,8 +93,8 @@ def recalibrate_batchnorm(net: nn.Module, batches: Sequence[torch.Tensor]) -> nn
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """Images in channels-last layout: 1.3-4x faster convolutions on CPU (oneDNN) for these
-    small depthwise networks (measured: docs/core-api.md, "Speed"); a no-op for other tensors."""
+    """Images in channels-last layout, where oneDNN runs these small depthwise networks' convolutions
+    faster on CPU (docs/core-api.md, "Speed notes"); a no-op for other tensors."""
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
@@ -124,7 +120,7 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     net.eval()
     device = next(net.parameters()).device
     correct = 0
-    # Batches of ~128 keep activations in cache: on CPU 1,280 images in one call took 4x longer.
+    # Batches of ~128 keep activations in cache; far larger calls are slower (Speed notes).
     for start in range(0, len(y), batch_size):
         logits = net(channels_last(x[start:start + batch_size].to(device)))
         correct += int((logits.argmax(1).cpu() == y[start:start + batch_size].cpu()).sum())
@@ -190,11 +186,10 @@ def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
                 report(progress, step / total_steps,
                        f"step {step}/{total_steps} loss {loss.item():.3f}")
         if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                        "generator": generator.get_state(), "step": step}, tmp)
-            tmp.replace(checkpoint)
+            # torch.save refuses a file name without a stem (".tmp-x"): keep an extension.
+            with atomic_path(checkpoint, suffix=".pt") as tmp:
+                torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                            "generator": generator.get_state(), "step": step}, tmp)
         check_stop(should_stop)
     if recipe.precise_bn_batches:
         order = torch.randperm(len(y_train), generator=generator, device=generator.device).to(device)

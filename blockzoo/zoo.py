@@ -17,10 +17,7 @@ Same seed + same batches ⇒ bit-identical blocks, whichever way they were built
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
-import tempfile
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -31,47 +28,35 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .distill import DistillRecipe, DistillStats, StageTeacher, distill_blocks, teacher_features
+from .distill import (
+    DistillRecipe,
+    DistillStats,
+    StageTeacher,
+    distill_blocks,
+    distill_stacked,
+    teacher_features,
+)
+from .files import atomic_path, file_sha256, write_atomic
 from .nets import Network, build_block, build_network, init_weights
 from .progress import ProgressFn, StopFn, check_stop, report
 from .remap import remap_block, reorder_channels
 from .space import Architecture, SearchSpace, block_code
-from .stacked import distill_stacked
 from .training import channels_last
 
 if TYPE_CHECKING:
     from .data import DatasetStore
 
-MANIFEST_VERSION = 1
+# 2: the recipe names its distillation engine. A version-1 manifest written since the engine
+# became a recipe field is the same document, so it is read; one without the engine is refused.
+MANIFEST_VERSION = 2
+READABLE_MANIFEST_VERSIONS = (1, 2)
 BlockKey = tuple[int, tuple[int, ...]]  # (stage index, expansion ratios)
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write a safetensors file so that readers see either nothing or the whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def save_network(net: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> str:
@@ -104,9 +89,6 @@ class KDData:
 
     def heldout_batches(self) -> list[torch.Tensor]:
         return list(self.heldout_inputs.split(self.batch_size))
-
-    def heldout_label_batches(self) -> list[torch.Tensor]:
-        return list(self.heldout_labels.split(self.batch_size))
 
     @classmethod
     def select(cls, x: torch.Tensor, y: torch.Tensor, recipe: DistillRecipe) -> "KDData":
@@ -152,11 +134,10 @@ class BlockZoo:
         self.manifest = manifest
         # Where KD and scoring compute (files always hold CPU tensors, so a zoo built on a GPU
         # opens anywhere). Modules and KD images live in channels-last layout: oneDNN runs these
-        # small depthwise blocks 1.4-2.8x faster so (docs/core-api.md, "Speed notes").
+        # small depthwise blocks faster so (docs/core-api.md, "Speed notes").
         self.device = torch.device(device or "cpu")
         self.space = SearchSpace.from_dict(manifest["space"])
-        # Zoos made before the engine was a recipe field were distilled by the loop engine.
-        self.recipe = DistillRecipe.from_dict({"engine": "loop", **manifest["recipe"]})
+        self.recipe = DistillRecipe.from_dict(manifest["recipe"])
         self.in_channels: int = manifest["in_channels"]
         self.num_classes: int = manifest["num_classes"]
         self._reference: Optional[Network] = None
@@ -213,7 +194,7 @@ class BlockZoo:
             "kd_batches": {"file": "kd_batches.safetensors",
                            "sha256": file_sha256(root / "kd_batches.safetensors")},
         }
-        atomic_write_text(json.dumps(manifest, indent=2), root / "manifest.json")
+        write_atomic(root / "manifest.json", json.dumps(manifest, indent=2))
         return cls(root, manifest, device)
 
     @classmethod
@@ -223,8 +204,15 @@ class BlockZoo:
         if not path.is_file():
             raise FileNotFoundError(f"no block zoo at {root} (manifest.json missing)")
         manifest = json.loads(path.read_text())
-        if manifest.get("version") != MANIFEST_VERSION:
-            raise ValueError(f"unsupported zoo manifest version {manifest.get('version')}")
+        version = manifest.get("version")
+        if version not in READABLE_MANIFEST_VERSIONS:
+            raise ValueError(f"unsupported zoo manifest version {version} in {path} (this BlockZoo reads "
+                             f"versions {', '.join(map(str, READABLE_MANIFEST_VERSIONS))})")
+        if "engine" not in manifest.get("recipe", {}):
+            # The blocks were distilled by an engine the manifest does not name, so blocks added
+            # lazily now could not be made the same way.
+            raise ValueError(f"the zoo at {root} was made before zoos recorded their distillation engine "
+                             "(manifest version 1); build a new zoo (`blockzoo zoo build`)")
         return cls(root, manifest, device)
 
     # --- reference and teacher features ------------------------------------------------

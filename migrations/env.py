@@ -1,7 +1,7 @@
 """Alembic environment: the only way the schema is made, on PostgreSQL and on SQLite.
 
 SQLite cannot ALTER most things, so migrations run in batch mode there (copy-and-move).
-The URL is, in order: a connection handed over by ``app.db.migrate``, ``-x url=...``,
+The URL is, in order: a connection handed over by ``infra.db.migrate``, ``-x url=...``,
 ``sqlalchemy.url`` in alembic.ini, the service settings.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from app.db import models  # noqa: F401  (registers the tables on the metadata)
-from app.db.base import Base, UTCDateTime
+from infra.db import models  # noqa: F401  (registers the tables on the metadata)
+from infra.db.base import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,7 +21,7 @@ def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from app.settings import Settings
+    from infra.settings import Settings
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ def run_online() -> None:
     if connection is not None:
         _configure(connection)
         return
-    from app.db.session import make_engine
+    from infra.db.session import make_engine
 
     engine = make_engine(_url())
     try:

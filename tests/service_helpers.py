@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,9 @@ import uvicorn
 
 from app.main import create_app
 from app.services import auth
-from app.settings import Settings
+from infra.job_queue import JobQueue
+from infra.runtime import Runtime
+from infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,13 +66,43 @@ class LiveServer:
 
     def new_owner(self, owner_name: str = "tester") -> tuple[str, str]:
         """A new owner and its API key: (owner id, key)."""
-        with self.runtime.session_factory() as session:
+        with self.runtime.session_factory.begin() as session:
             new = auth.create_owner_with_key(session, self.runtime.secret_key, owner_name=owner_name)
         return new.owner.id, new.plaintext
 
     def client(self, key: str | None = None, timeout: float = 120.0) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+class RecordingQueue:
+    """A server's own job queue, recording every id handed to it before passing it on."""
+
+    def __init__(self, backend: JobQueue) -> None:
+        self.backend, self.name = backend, backend.name
+        self.enqueued: list[str] = []
+
+    def enqueue(self, job_id: str) -> None:
+        self.enqueued.append(job_id)
+        self.backend.enqueue(job_id)
+
+    def check(self) -> None:
+        self.backend.check()
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+@contextmanager
+def recording_queue(runtime: Runtime) -> Iterator[RecordingQueue]:
+    """Watch what reaches ``runtime``'s job backend for the duration of the block."""
+    backend = runtime.job_queue
+    recording = RecordingQueue(backend)
+    runtime.attach_job_queue(recording)
+    try:
+        yield recording
+    finally:
+        runtime.attach_job_queue(backend)
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 180.0) -> dict[str, Any]:

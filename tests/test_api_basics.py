@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from service_helpers import ROOT, LiveServer, assert_error, service_env
 
-from app.settings import Settings
+from infra.settings import Settings
 
 pytest_plugins = ["service_fixtures"]
 
@@ -60,7 +60,7 @@ def test_create_key_command_prints_a_working_key_last(server: LiveServer) -> Non
 def test_keys_are_stored_as_digests_only(server: LiveServer, key: str) -> None:
     from sqlalchemy import select
 
-    from app.db.models import ApiKey
+    from infra.db.models import ApiKey
 
     with server.runtime.session_factory() as session:
         rows = session.scalars(select(ApiKey)).all()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from app.schemas.scores import BASELINE_METRICS, ZOO_METRICS, Metric
+from app.schemas.scores import Metric
 from app.schemas.searches import SearchCreate
 from app.schemas.zoos import DistillRecipeIn, ReferenceRecipeIn
+from infra.scores import BASELINE_METRICS, ZOO_METRICS
 
 
 def test_recipe_fields_match_the_core() -> None:

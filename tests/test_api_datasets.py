@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from service_helpers import LiveServer, assert_error
 
-from app.settings import Settings
+from infra.settings import Settings
 
 pytest_plugins = ["service_fixtures"]
 

@@ -15,7 +15,7 @@ from service_helpers import LiveServer, assert_error, wait_for_job
 
 from app.schemas.finetunes import FinetuneRecipeIn
 from app.services import jobs as jobs_service
-from app.settings import Settings
+from infra.settings import Settings
 
 pytest_plugins = ["service_fixtures"]
 
@@ -78,7 +78,7 @@ def test_finetune_from_the_zoo_trains_and_serves_loadable_weights(zoo: Zoo) -> N
     from safetensors.torch import load
     from sqlalchemy import select
 
-    from app.db.models import Dataset
+    from infra.db.models import Dataset
 
     torch.set_num_threads(1)  # the job's arithmetic, so the accuracy below is reproduced exactly
     space = get_space("mbv3-tiny")

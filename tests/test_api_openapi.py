@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.main import create_app
-from app.settings import Settings
+from infra.settings import Settings
 
 EXPECTED = {
     ("get", "/health"), ("get", "/ready"),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from service_helpers import LiveServer, assert_error, wait_for_job
 
-from app.settings import Settings
+from infra.settings import Settings
 
 pytest_plugins = ["service_fixtures"]
 

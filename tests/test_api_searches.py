@@ -10,7 +10,7 @@ import pytest
 from service_helpers import LiveServer, assert_error, wait_for_job
 
 from app.services import jobs as jobs_service
-from app.settings import Settings
+from infra.settings import Settings
 
 pytest_plugins = ["service_fixtures"]
 
@@ -98,7 +98,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_search_plot_is_a_png_once_the_search_succeeded(zoo: tuple[LiveServer, str, str]) -> None:
-    from app.db.models import Search
+    from infra.db.models import Search
 
     from blockzoo.cost_model import cost
     from blockzoo.space import get_space

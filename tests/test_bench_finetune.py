@@ -1,15 +1,9 @@
 """bench/finetune.py: architecture choice, paired statistics and the report (no training)."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import finetune as bench  # noqa: E402
-
-from blockzoo.space import get_space  # noqa: E402
+from bench import finetune as bench
+from blockzoo.space import get_space
 
 
 def test_architectures_are_fixed_distinct_and_never_the_reference():

@@ -910,7 +910,7 @@ def test_required_secrets_fail_fast(tmp_path: Path, secret: str, value: str | No
 
 
 def test_env_example_documents_every_variable() -> None:
-    from app.settings import Settings
+    from infra.settings import Settings
 
     example = _example_variables()
     compose_vars = interpolated_names(COMPOSE, COMPOSE_CPU)
@@ -989,7 +989,7 @@ def test_the_api_runs_without_torch(tmp_path: Path) -> None:
 
 
 def test_dockerignore_keeps_exactly_what_the_images_run() -> None:
-    needed = {"pyproject.toml", "README.md", "alembic.ini", "migrations", "app", "blockzoo", "worker"}
+    needed = {"pyproject.toml", "README.md", "alembic.ini", "migrations", "app", "blockzoo", "infra", "worker"}
     for name in needed:
         assert dockerignore_allows(ROOT, name), name
     for name in (".env", ".git", ".venv", "data", "tests", "bench", "Dockerfile", "docker-compose.yml"):

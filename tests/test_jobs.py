@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_helpers import LiveServer, assert_error, service_env, start_celery_worker, stop_process, wait_for_job
+from service_helpers import (LiveServer, assert_error, recording_queue, service_env, start_celery_worker, stop_process,
+                             wait_for_job)
 
-from app.db.models import Job
 from app.services import jobs as jobs_service
-from app.settings import Settings
+from infra.db.models import Job
+from infra.settings import Settings
 
 pytest_plugins = ["service_fixtures"]
 
@@ -115,11 +116,21 @@ def test_jobs_are_invisible_to_other_owners(stack: Stack) -> None:
 
 
 def test_rolled_back_job_is_never_enqueued(stack: Stack) -> None:
-    with stack.server.runtime.session_factory() as session:
-        job = jobs_service.submit(session, owner_id=stack.owner_id, kind="selftest", payload={})
+    runtime = stack.server.runtime
+    with recording_queue(runtime) as queue, runtime.session_factory() as session:
+        rolled_back = jobs_service.submit(session, owner_id=stack.owner_id, kind="selftest", payload={})
+        session.flush()  # its row was written, then the transaction is abandoned
         session.rollback()
-        assert not session.info.get("blockzoo_jobs_to_enqueue")
-        assert session.get(Job, job.id) is None
+        assert queue.enqueued == []
+        # The same session commits another job afterwards: only that one reaches the backend.
+        committed = jobs_service.submit(session, owner_id=stack.owner_id, kind="selftest", payload={"steps": 1})
+        assert queue.enqueued == []  # not before the commit either
+        session.commit()
+        assert queue.enqueued == [committed.id]
+        assert session.get(Job, rolled_back.id) is None
+    with stack.server.client(stack.key) as c:
+        assert wait_for_job(c, committed.id)["state"] == "succeeded"  # the backend ran what it was handed
+        assert_error(c.get(f"/v1/jobs/{rolled_back.id}"), 404, "not_found")
 
 
 def test_local_runner_resumes_jobs_left_by_a_dead_process(tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from app.db import make_engine
-from app.db.base import Base
-from app.db.migrate import downgrade, upgrade
+from infra.db import make_engine
+from infra.db.base import Base
+from infra.db.migrate import downgrade, upgrade
 
 pytest_plugins = ["service_fixtures"]
 

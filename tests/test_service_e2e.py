@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 from service_helpers import ROOT, LiveServer, assert_error, service_env, start_celery_worker, stop_process, wait_for_job
 
-from app.settings import Settings
+from infra.settings import Settings
 
 pytest_plugins = ["service_fixtures"]
 
@@ -138,7 +138,7 @@ def _assert_block_rows_match_files(server: LiveServer, zoo_id: str, archs: list)
 
     from sqlalchemy import select
 
-    from app.db.models import Block
+    from infra.db.models import Block
     from blockzoo.space import block_code
 
     with server.runtime.session_factory() as session:

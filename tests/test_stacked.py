@@ -1,4 +1,4 @@
-"""The stacked distillation engine (blockzoo.stacked) against the per-block engine (blockzoo.distill).
+"""The stacked distillation engine (blockzoo.distill.stacked) against the per-block engine (blockzoo.distill).
 
 Exactness is checked in float64, where rounding cannot hide a wrong gradient: after several
 SGD steps at the recipe's lr 0.1 both engines agree to ~1e-15. In float32 a few KD steps at
@@ -20,7 +20,7 @@ from blockzoo.nets import build_block, build_network, init_weights
 from blockzoo.progress import Cancelled
 from blockzoo.remap import remap_block
 from blockzoo.space import get_space
-from blockzoo.stacked import StackedBlocks, candidate_activation_bytes, distill_stacked, plan_chunks
+from blockzoo.distill.stacked import StackedBlocks, candidate_activation_bytes, distill_stacked, plan_chunks
 
 SPACE = get_space("mbv3-tiny")
 RECIPE = DistillRecipe(batches=3, batch_size=8)  # the default optimizer: SGD, lr 0.1, momentum 0.9

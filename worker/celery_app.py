@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from app.settings import Settings
+from infra.settings import Settings
 
 RUN_JOB_TASK = "blockzoo.run_job"
 QUEUE = "blockzoo"

@@ -10,16 +10,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.repositories import jobs as jobs_repo
-from app.runtime import Runtime
-from app.storage import Storage
+from infra.repositories import jobs as jobs_repo
+from infra.runtime import Runtime
+from infra.storage import Storage
 
 PROGRESS_INTERVAL_S = 0.5  # progress rows are written at most this often (SQLite has one writer)
 CANCEL_POLL_INTERVAL_S = 1.0
-
-
-class Interrupted(Exception):
-    """The process is shutting down: the job goes back to the queue and resumes later."""
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from app.runtime import Runtime
-from app.settings import Settings
+from infra.runtime import Runtime
+from infra.settings import Settings
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None

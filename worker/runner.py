@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import traceback
 
-from app.db.base import utcnow
-from app.repositories import jobs as jobs_repo
-from app.runtime import Runtime
+from infra.db.base import utcnow
+from infra.repositories import jobs as jobs_repo
+from infra.runtime import Runtime
 from worker.context import JobContext
 from worker.registry import get_kind
 

@@ -8,8 +8,6 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import OwnerDep, RuntimeDep, SessionDep
-from app.repositories import datasets as datasets_repo
-from app.repositories.common import paginate
 from app.schemas.common import Page, errors
 from app.schemas.datasets import BuiltinDatasetOut, BuiltinDatasetRequest, DatasetOut
 from app.services import datasets as datasets_service
@@ -82,7 +80,7 @@ def list_datasets(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[DatasetOut]:
     """Your datasets, newest first."""
-    items, total = paginate(session, datasets_repo.list_for_owner(owner.id), limit, offset)
+    items, total = datasets_service.list_page(session, owner, limit, offset)
     return Page(items=[DatasetOut.model_validate(d) for d in items], total=total, limit=limit, offset=offset)
 
 

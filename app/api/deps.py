@@ -9,9 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.db.models import Owner
-from app.runtime import Runtime
 from app.services import auth
+from infra.db.models import Owner
+from infra.runtime import Runtime
 
 # auto_error=False: our own 401 carries the error shape and a helpful message.
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer bz_...`.")
@@ -25,20 +25,34 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """One transaction per request: committed when the endpoint returns, rolled back when it raises.
+
+    Jobs the request submitted are enqueued by that commit (``infra.job_queue``). A service that
+    waits on a job commits before it waits, so that the job can run.
+    """
     with runtime.session_factory() as session:
-        yield session
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs before the response is sent, so a client that reads what it
+# just created finds it, and a failed commit is the response's error.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_owner(
     request: Request,
-    session: SessionDep,
     runtime: RuntimeDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Owner:
-    return auth.authenticate(session, runtime.secret_key, request.headers.get("authorization"))
+    # A short transaction of its own: the key's last use is recorded whatever the request does,
+    # and the request's transaction takes no write lock before it writes.
+    with runtime.session_factory.begin() as session:
+        return auth.authenticate(session, runtime.secret_key, request.headers.get("authorization"))
 
 
 OwnerDep = Annotated[Owner, Depends(get_owner)]

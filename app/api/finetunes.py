@@ -8,8 +8,6 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import FileResponse
 
 from app.api.deps import OwnerDep, RuntimeDep, SessionDep
-from app.repositories import finetunes as finetunes_repo
-from app.repositories.common import paginate
 from app.schemas.common import Page, errors
 from app.schemas.finetunes import FinetuneCreate, FinetuneOut
 from app.services import finetunes as finetunes_service
@@ -43,7 +41,7 @@ def list_finetunes(
     zoo_id: str | None = None,
 ) -> Page[FinetuneOut]:
     """Your fine-tunes, newest first (`zoo_id` filters)."""
-    items, total = paginate(session, finetunes_repo.list_for_owner(owner.id, zoo_id), limit, offset)
+    items, total = finetunes_service.list_page(session, owner, limit, offset, zoo_id)
     return Page(items=[FinetuneOut(**finetunes_service.view(session, f)) for f in items], total=total, limit=limit,
                 offset=offset)
 

@@ -7,8 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import OwnerDep, SessionDep
-from app.repositories import jobs as jobs_repo
-from app.repositories.common import paginate
 from app.schemas.common import Page, errors
 from app.schemas.jobs import JobOut
 from app.services import jobs as jobs_service
@@ -28,7 +26,7 @@ def list_jobs(
     zoo_id: str | None = None,
 ) -> Page[JobOut]:
     """Your jobs, newest first."""
-    items, total = paginate(session, jobs_repo.list_for_owner(owner.id, kind, zoo_id), limit, offset)
+    items, total = jobs_service.list_page(session, owner, limit, offset, kind, zoo_id)
     return Page(items=[JobOut.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
 
 

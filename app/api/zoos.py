@@ -10,8 +10,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import OwnerDep, RuntimeDep, SessionDep
-from app.repositories import zoos as zoos_repo
-from app.repositories.common import paginate
 from app.schemas.common import Page, errors
 from app.schemas.jobs import JobAccepted, JobOut
 from app.schemas.scores import ScoreRequest, ScoreResult
@@ -73,7 +71,7 @@ def list_zoos(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[ZooOut]:
     """Your zoos, newest first."""
-    items, total = paginate(session, zoos_repo.list_for_owner(owner.id), limit, offset)
+    items, total = zoos_service.list_page(session, owner, limit, offset)
     return Page(items=[ZooOut(**zoos_service.view(session, z)) for z in items], total=total, limit=limit,
                 offset=offset)
 

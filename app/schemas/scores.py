@@ -8,10 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.common import EXAMPLE_ARCH, EXAMPLE_ARCH_ID, ArchitectureIn
 
-# Beyond proxy_accuracy (always computed): the proxy's extra signals and the zero-cost
-# baselines of DESIGN §4 (blockzoo.zerocost); macs and params are always included.
-ZOO_METRICS = ("kd_loss", "heldout_accuracy")
-BASELINE_METRICS = ("gradnorm", "snip", "fisher", "synflow", "naswot", "l2norm")
+# The extra metrics a request may ask for: infra.scores' ZOO_METRICS and BASELINE_METRICS
+# (a test checks they agree); proxy_accuracy, macs and params are always returned.
 Metric = Literal["kd_loss", "heldout_accuracy", "gradnorm", "snip", "fisher", "synflow", "naswot", "l2norm"]
 
 

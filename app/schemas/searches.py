@@ -45,6 +45,16 @@ class PickOut(BaseModel):
     latency_ms: float | None = None
 
 
+class CandidateOut(BaseModel):
+    """One evaluated architecture of a search (its config is in the picks and the front)."""
+
+    arch_id: str = Field(examples=[EXAMPLE_ARCH_ID])
+    score: float | None = Field(description="The search metric; null: not finite.")
+    macs: int
+    params: int
+    latency_ms: float | None = None
+
+
 class SearchOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "srch_1a2b3c4d5e6f7a8b9c0d", "zoo_id": "zoo_5f0c1e9a2b7d4c31a8e6", "state": "succeeded",
@@ -64,4 +74,6 @@ class SearchOut(BaseModel):
     exhausted: bool | None = Field(default=None, description="Ended early: no new feasible architecture left.")
     picks: list[PickOut] | None = Field(default=None, description="Best first; set once succeeded.")
     pareto: list[PickOut] | None = Field(default=None, description="Non-dominated (score up, MACs down), by MACs.")
+    candidates: list[CandidateOut] | None = Field(default=None, description="Every evaluated architecture, in "
+                                                  "scoring order; set once succeeded (the dashboard plots them).")
     created_at: datetime

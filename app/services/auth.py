@@ -14,10 +14,10 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from app.db.base import new_id, utcnow
-from app.db.models import ApiKey, Owner
 from app.errors import Unauthorized
-from app.repositories import owners as owners_repo
+from infra.db.base import new_id, utcnow
+from infra.db.models import ApiKey, Owner
+from infra.repositories import owners as owners_repo
 
 KEY_PREFIX = "bz_"
 _SHOWN_CHARS = 11  # "bz_" + 8 characters identify a key in listings and logs
@@ -37,6 +37,7 @@ def digest(secret_key: str, key: str) -> str:
 
 def create_owner_with_key(session: Session, secret_key: str, owner_name: str = "default",
                           key_name: str = "default") -> NewKey:
+    """A new owner and its first key; the caller commits (the key is usable once it did)."""
     owner = owners_repo.add_owner(session, Owner(id=new_id("own"), name=owner_name))
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
     key = owners_repo.add_api_key(
@@ -44,7 +45,6 @@ def create_owner_with_key(session: Session, secret_key: str, owner_name: str = "
         ApiKey(id=new_id("key"), owner_id=owner.id, name=key_name, prefix=plaintext[:_SHOWN_CHARS],
                digest=digest(secret_key, plaintext)),
     )
-    session.commit()
     return NewKey(owner, key, plaintext)
 
 
@@ -63,8 +63,7 @@ def authenticate(session: Session, secret_key: str, authorization: str | None) -
         raise Unauthorized("invalid or revoked API key")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
-        key.last_used_at = now
-        session.commit()
+        owners_repo.record_key_use(key, now)
     return key.owner
 
 

@@ -11,13 +11,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.db.base import new_id
-from app.db.models import Dataset, Owner
 from app.errors import Conflict, InvalidInput, NotFound
-from app.repositories import datasets as datasets_repo
-from app.repositories.common import get_owned
-from app.runtime import Runtime
 from app.services.uploads import ReceivedUpload
+from infra.after_commit import on_commit
+from infra.db.base import new_id
+from infra.db.models import Dataset, Owner
+from infra.repositories import datasets as datasets_repo
+from infra.repositories.common import get_owned, paginate
+from infra.runtime import Runtime
 
 
 def builtins() -> list[dict[str, Any]]:
@@ -37,6 +38,12 @@ def _row(owner: Owner, info: Any, storage_path: str, source: str, upload_bytes: 
     )
 
 
+def _added(session: Session, dataset: Dataset) -> Dataset:
+    datasets_repo.add(session, dataset)
+    session.flush()  # the response shows the row as stored (created_at); the request commits it
+    return dataset
+
+
 def import_builtin(session: Session, runtime: Runtime, owner: Owner, name: str, options: dict[str, Any],
                    seed: int) -> Dataset:
     from blockzoo.data import DatasetError, import_builtin as core_import
@@ -45,9 +52,7 @@ def import_builtin(session: Session, runtime: Runtime, owner: Owner, name: str, 
         info = core_import(name, runtime.storage.datasets_dir, seed=seed, **options)
     except DatasetError as exc:
         raise InvalidInput(str(exc)) from None
-    dataset = datasets_repo.add(session, _row(owner, info, runtime.storage.relative(info.path), "builtin", None))
-    session.commit()
-    return dataset
+    return _added(session, _row(owner, info, runtime.storage.relative(info.path), "builtin", None))
 
 
 def import_upload(session: Session, runtime: Runtime, owner: Owner, upload: ReceivedUpload) -> Dataset:
@@ -63,11 +68,11 @@ def import_upload(session: Session, runtime: Runtime, owner: Owner, upload: Rece
         raise InvalidInput(str(exc), details={"filename": upload.filename}) from None
     finally:
         upload.path.unlink(missing_ok=True)
-    dataset = datasets_repo.add(
-        session, _row(owner, info, runtime.storage.relative(info.path), "upload", upload.size)
-    )
-    session.commit()
-    return dataset
+    return _added(session, _row(owner, info, runtime.storage.relative(info.path), "upload", upload.size))
+
+
+def list_page(session: Session, owner: Owner, limit: int, offset: int) -> tuple[list[Dataset], int]:
+    return paginate(session, datasets_repo.list_for_owner(owner.id), limit, offset)
 
 
 def get(session: Session, owner: Owner, dataset_id: str) -> Dataset:
@@ -85,6 +90,11 @@ def delete(session: Session, runtime: Runtime, owner: Owner, dataset_id: str) ->
                        details={"zoo_ids": zoos})
     content_hash, path = dataset.content_hash, dataset.path
     datasets_repo.delete(session, dataset)
-    session.commit()
-    if datasets_repo.count_with_hash(session, content_hash) == 0:
-        runtime.storage.remove_tree(path)
+    on_commit(session, lambda: _remove_store_if_unused(runtime, content_hash, path))
+
+
+def _remove_store_if_unused(runtime: Runtime, content_hash: str, path: str) -> None:
+    """Once the row is gone: the shared store goes with the last dataset that used it."""
+    with runtime.session_factory() as session:
+        if datasets_repo.count_with_hash(session, content_hash) == 0:
+            runtime.storage.remove_tree(path)

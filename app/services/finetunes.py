@@ -12,27 +12,23 @@ from typing import Any
 from blockzoo.cost_model import cost
 from sqlalchemy.orm import Session
 
-from app.db.base import new_id
-from app.db.models import Finetune, Job, Owner, Zoo
 from app.errors import Conflict, NotFound
-from app.repositories import finetunes as finetunes_repo
-from app.repositories import jobs as jobs_repo
-from app.repositories.common import get_owned
-from app.runtime import Runtime
 from app.schemas.finetunes import FinetuneCreate
 from app.services import jobs as jobs_service
 from app.services import spaces as spaces_service
 from app.services import zoos as zoos_service
-from app.storage import Storage
-
-
-def weights_path(storage: Storage, zoo: Zoo, finetune_id: str) -> Path:
-    return storage.resolve(f"{zoo.path}/finetunes/{finetune_id}.safetensors")
+from infra.db.base import new_id
+from infra.db.models import Finetune, Job, Owner
+from infra.repositories import finetunes as finetunes_repo
+from infra.repositories import jobs as jobs_repo
+from infra.repositories import zoos as zoos_repo
+from infra.repositories.common import get_owned, paginate
+from infra.runtime import Runtime
 
 
 def create(session: Session, owner: Owner, zoo_id: str, body: FinetuneCreate) -> tuple[Finetune, Job]:
     zoo = zoos_service.get_ready(session, owner, zoo_id)
-    arch = spaces_service.parse_architecture(zoos_service.space_of(zoo), body.architecture)
+    arch = spaces_service.parse_architecture(zoos_repo.space_of(zoo), body.architecture)
     finetune = finetunes_repo.add(session, Finetune(
         id=new_id("ft"), owner_id=owner.id, zoo_id=zoo.id, arch_id=arch.id, init=body.init,
         recipe=body.recipe.model_dump(exclude_none=True),
@@ -42,8 +38,13 @@ def create(session: Session, owner: Owner, zoo_id: str, body: FinetuneCreate) ->
                               payload={"finetune_id": finetune.id})
     session.flush()
     finetune.job_id = job.id
-    session.commit()  # the job is enqueued now, after both rows are visible
-    return finetune, job
+    session.flush()
+    return finetune, job  # the job is enqueued once the request commits both rows
+
+
+def list_page(session: Session, owner: Owner, limit: int, offset: int,
+              zoo_id: str | None = None) -> tuple[list[Finetune], int]:
+    return paginate(session, finetunes_repo.list_for_owner(owner.id, zoo_id), limit, offset)
 
 
 def get(session: Session, owner: Owner, finetune_id: str) -> Finetune:
@@ -62,8 +63,9 @@ def state_of(finetune: Finetune, job: Job | None) -> str:
 def view(session: Session, finetune: Finetune) -> dict[str, Any]:
     job = jobs_repo.get(session, finetune.job_id) if finetune.job_id else None
     zoo = finetune.zoo
-    arch = zoos_service.space_of(zoo).parse(finetune.arch_id)
-    c = cost(zoos_service.space_of(zoo), arch, in_channels=zoo.in_channels, num_classes=zoo.num_classes)
+    space = zoos_repo.space_of(zoo)
+    arch = space.parse(finetune.arch_id)
+    c = cost(space, arch, in_channels=zoo.in_channels, num_classes=zoo.num_classes)
     state = state_of(finetune, job)
     return {
         "id": finetune.id, "zoo_id": finetune.zoo_id, "arch_id": arch.id, "architecture": arch.to_dict(),

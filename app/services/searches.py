@@ -12,14 +12,16 @@ from typing import Any
 from blockzoo.search import Budget, InfeasibleBudget, blockwise_cost_fn
 from sqlalchemy.orm import Session
 
-from app.db.base import new_id
-from app.db.models import Job, Owner, Search
 from app.errors import Conflict, NotFound, ServiceError
-from app.repositories import jobs as jobs_repo
-from app.repositories.common import get_owned
 from app.schemas.searches import SearchCreate
 from app.services import jobs as jobs_service
 from app.services import zoos as zoos_service
+from infra.db.base import new_id
+from infra.db.models import Job, Owner, Search
+from infra.repositories import jobs as jobs_repo
+from infra.repositories import searches as searches_repo
+from infra.repositories import zoos as zoos_repo
+from infra.repositories.common import get_owned
 
 
 class InvalidBudget(ServiceError):
@@ -28,7 +30,7 @@ class InvalidBudget(ServiceError):
 
 def create(session: Session, owner: Owner, zoo_id: str, body: SearchCreate) -> tuple[Search, Job]:
     zoo = zoos_service.get_ready(session, owner, zoo_id)
-    space = zoos_service.space_of(zoo)
+    space = zoos_repo.space_of(zoo)
     if body.budget.max_latency_ms is not None:
         raise InvalidBudget("max_latency_ms needs a latency table measured on the target device, which the API "
                             "does not take yet; use max_macs / max_params, or `blockzoo` on the command line")
@@ -37,15 +39,15 @@ def create(session: Session, owner: Owner, zoo_id: str, body: SearchCreate) -> t
         budget.check_feasible(space, blockwise_cost_fn(space, zoo.in_channels, zoo.num_classes))
     except InfeasibleBudget as exc:
         raise InvalidBudget(str(exc)) from None
-    search = Search(id=new_id("srch"), owner_id=owner.id, zoo_id=zoo.id, request=body.model_dump())
-    session.add(search)
-    session.flush()
+    search = searches_repo.add(session, Search(id=new_id("srch"), owner_id=owner.id, zoo_id=zoo.id,
+                                                request=body.model_dump()))
+    session.flush()  # the search row first: the job names it
     job = jobs_service.submit(session, owner_id=owner.id, kind="search", zoo_id=zoo.id,
                               payload={"search_id": search.id})
     session.flush()
     search.job_id = job.id
-    session.commit()
-    return search, job
+    session.flush()
+    return search, job  # the job is enqueued once the request commits both rows
 
 
 def get(session: Session, owner: Owner, search_id: str) -> Search:
@@ -69,6 +71,7 @@ def view(session: Session, search: Search) -> dict[str, Any]:
         "state": state_of(search, job), "job": job,
         "evaluated": result.get("evaluated"), "exhausted": result.get("exhausted"),
         "picks": result.get("picks"), "pareto": (result.get("pareto") or {}).get("macs"),
+        "candidates": result.get("candidates"),
     }
 
 

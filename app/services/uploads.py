@@ -15,7 +15,7 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.errors import InvalidInput, PayloadTooLarge
-from app.storage import Storage
+from infra.storage import Storage
 
 FILE_FIELD = "file"
 _TEXT_FIELD_LIMIT = 4096  # the other form fields are short strings (name, format)

@@ -6,22 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from blockzoo.space import SearchSpace
 from sqlalchemy.orm import Session
 
-from app.db.base import new_id
-from app.db.models import Job, Owner, Zoo
 from app.errors import Conflict, InvalidInput, NotFound
-from app.repositories import zoos as zoos_repo
-from app.repositories.common import get_owned
-from app.runtime import Runtime
 from app.schemas.zoos import ZooCreate
 from app.services import datasets as datasets_service
 from app.services import jobs as jobs_service
 from app.services import spaces as spaces_service
 from app.services.uploads import ReceivedUpload
-
-UPLOADED_REFERENCE = "reference.uploaded.safetensors"
+from infra.after_commit import on_commit
+from infra.db.base import new_id
+from infra.db.models import Job, Owner, Zoo
+from infra.repositories import zoos as zoos_repo
+from infra.repositories.common import get_owned, paginate
+from infra.runtime import Runtime
 
 
 def create(session: Session, owner: Owner, body: ZooCreate) -> tuple[Zoo, Job | None]:
@@ -36,12 +34,11 @@ def create(session: Session, owner: Owner, body: ZooCreate) -> tuple[Zoo, Job | 
         state="needs_reference" if upload else "building", path=f"zoos/{zoo_id}",
         in_channels=int(dataset.image_shape[2]), num_classes=dataset.num_classes,
     ))
-    if upload:
-        session.commit()
-        return zoo, None
     session.flush()  # the zoo row first: the job references it
-    job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={}, zoo_id=zoo_id)
-    session.commit()  # the build job is enqueued now, after the zoo row is visible
+    job = None
+    if not upload:  # the build job is enqueued once the request commits, with the zoo row
+        job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={}, zoo_id=zoo_id)
+        session.flush()
     return zoo, job
 
 
@@ -57,14 +54,14 @@ def attach_reference(session: Session, runtime: Runtime, owner: Owner, zoo_id: s
             state = get(session, owner, zoo_id).state
             raise Conflict(f"zoo {zoo_id!r} is {state}; reference weights are taken only by a zoo created "
                            'with "reference": {"weights_upload": true}, once')
-        target = runtime.storage.resolve(f"{zoo.path}/{UPLOADED_REFERENCE}")
+        target = runtime.storage.uploaded_reference_path(zoo.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         upload.path.replace(target)
     finally:
         upload.path.unlink(missing_ok=True)
     job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={}, zoo_id=zoo.id)
-    session.commit()
-    session.refresh(zoo)
+    session.flush()
+    session.refresh(zoo)  # the state moved in SQL
     return zoo, job
 
 
@@ -88,6 +85,10 @@ def check_safetensors(path: Path) -> None:
         raise InvalidInput(f"not a safetensors file (no tensors in its header); {hint}")
 
 
+def list_page(session: Session, owner: Owner, limit: int, offset: int) -> tuple[list[Zoo], int]:
+    return paginate(session, zoos_repo.list_for_owner(owner.id), limit, offset)
+
+
 def get(session: Session, owner: Owner, zoo_id: str) -> Zoo:
     zoo = get_owned(session, Zoo, owner.id, zoo_id)
     if zoo is None:
@@ -108,10 +109,6 @@ def get_ready(session: Session, owner: Owner, zoo_id: str) -> Zoo:
     return zoo
 
 
-def space_of(zoo: Zoo) -> SearchSpace:
-    return SearchSpace.from_dict(zoo.space)
-
-
 def view(session: Session, zoo: Zoo) -> dict[str, Any]:
     data = {c: getattr(zoo, c) for c in (
         "id", "dataset_id", "space_name", "build", "state", "error", "reference_recipe", "distill_recipe",
@@ -129,5 +126,4 @@ def delete(session: Session, runtime: Runtime, owner: Owner, zoo_id: str) -> Non
                        details={"job_ids": active})
     path = zoo.path
     zoos_repo.delete(session, zoo)
-    session.commit()
-    runtime.storage.remove_tree(path)
+    on_commit(session, lambda: runtime.storage.remove_tree(path))  # the files go once the row is gone

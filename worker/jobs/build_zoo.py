@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.db.models import Dataset
-from app.repositories import zoos as zoos_repo
-from app.services.zoos import UPLOADED_REFERENCE, space_of
+from infra.repositories import datasets as datasets_repo
+from infra.repositories import zoos as zoos_repo
 from worker.context import JobContext
 from worker.jobs.common import load_zoo_row, record_blocks, scaled, setup_torch
 from worker.registry import job_kind
@@ -18,10 +17,8 @@ from worker.registry import job_kind
 
 def _mark_failed(ctx: JobContext, error: str) -> None:
     with ctx.session() as session:
-        zoo = zoos_repo.get(session, ctx.zoo_id or "")
-        if zoo is not None and zoo.state == "building":
-            zoo.state, zoo.error = "failed", error[:2000]
-            session.commit()
+        zoos_repo.mark_build_failed(session, ctx.zoo_id or "", error)
+        session.commit()
 
 
 @job_kind("build_zoo", on_failure=_mark_failed)
@@ -39,10 +36,7 @@ def build_zoo(ctx: JobContext) -> dict[str, Any]:
     else:
         zoo, metrics = _train_reference_and_create(ctx, zoo_row, zoo_dir, reference_share)
         with ctx.session() as session:
-            row = zoos_repo.get(session, zoo_row.id)
-            assert row is not None
-            row.reference_hash = zoo.manifest["reference"]["sha256"]
-            row.reference_metrics = metrics
+            zoos_repo.set_reference(session, zoo_row.id, zoo.manifest["reference"]["sha256"], metrics)
             session.commit()
 
     distilled = 0
@@ -50,10 +44,7 @@ def build_zoo(ctx: JobContext) -> dict[str, Any]:
         distilled = zoo.build_eager(progress=scaled(ctx, reference_share, 1.0), should_stop=ctx.should_stop)
         record_blocks(ctx, zoo_row, zoo)
     with ctx.session() as session:
-        row = zoos_repo.get(session, zoo_row.id)
-        assert row is not None
-        row.state, row.error = "ready", None
-        row.reference_hash = zoo.manifest["reference"]["sha256"]
+        zoos_repo.mark_ready(session, zoo_row.id, zoo.manifest["reference"]["sha256"])
         session.commit()
     return {"zoo_id": zoo_row.id, "reference_hash": zoo.manifest["reference"]["sha256"],
             "blocks_distilled": distilled}
@@ -67,14 +58,14 @@ def _train_reference_and_create(ctx: JobContext, zoo_row: Any, zoo_dir: Any, sha
     from blockzoo.zoo import BlockZoo
 
     with ctx.session() as session:
-        dataset = session.get(Dataset, zoo_row.dataset_id)
+        dataset = datasets_repo.get(session, zoo_row.dataset_id)
         if dataset is None:
             raise LookupError(f"dataset {zoo_row.dataset_id!r} no longer exists")
         store_path = ctx.storage.resolve(dataset.path)
     store = open_store(store_path)
-    space = space_of(zoo_row)
+    space = zoos_repo.space_of(zoo_row)
     zoo_dir.mkdir(parents=True, exist_ok=True)
-    uploaded = zoo_dir / UPLOADED_REFERENCE
+    uploaded = ctx.storage.uploaded_reference_path(zoo_row.path)
     if uploaded.is_file():  # the user brought the reference: no training
         reference_path, recipe_dict = uploaded, {"source": "upload"}
         metrics: dict[str, Any] = {"source": "upload"}

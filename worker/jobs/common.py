@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from blockzoo.space import block_code
 
-from app.db.models import Zoo
-from app.repositories import zoos as zoos_repo
+from infra.db.models import Zoo
+from infra.repositories import zoos as zoos_repo
 from worker.context import JobContext
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def open_zoo(ctx: JobContext, zoo: Zoo) -> BlockZoo:
 def record_blocks(ctx: JobContext, zoo_row: Zoo, zoo: BlockZoo,
                   keys: Iterable[tuple[int, tuple[int, ...]]] | None = None) -> int:
     """Upsert a row per stored block (content hash, path, KD stats); ``keys=None``: every stored block."""
-    from blockzoo.zoo import file_sha256
+    from blockzoo.files import file_sha256
 
     with ctx.session() as session:
         known = zoos_repo.stored_block_keys(session, zoo_row.id)

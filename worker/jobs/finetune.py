@@ -7,20 +7,17 @@ recorded its weights returns that result instead of training again.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from app.db.models import Dataset, Finetune
-from app.repositories import finetunes as finetunes_repo
-from app.services.finetunes import weights_path
-from app.services.zoos import space_of
+from blockzoo.jsonable import finite_or_none
+
+from infra.db.models import Finetune
+from infra.repositories import datasets as datasets_repo
+from infra.repositories import finetunes as finetunes_repo
+from infra.repositories import zoos as zoos_repo
 from worker.context import JobContext
 from worker.jobs.common import load_zoo_row, open_zoo, record_blocks, scaled
 from worker.registry import job_kind
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _load(ctx: JobContext) -> Finetune:
@@ -37,19 +34,19 @@ def finetune(ctx: JobContext) -> dict[str, Any]:
     from blockzoo.data import open_store
     from blockzoo.finetune import finetune as finetune_architecture
     from blockzoo.training import TrainRecipe
-    from blockzoo.zoo import file_sha256
+    from blockzoo.files import file_sha256
 
     row = _load(ctx)
     zoo_row = load_zoo_row(ctx)
-    path = weights_path(ctx.storage, zoo_row, row.id)
+    path = ctx.storage.finetune_weights_path(zoo_row.path, row.id)
     if row.result and row.content_hash and path.is_file() and file_sha256(path) == row.content_hash:
         return {"finetune_id": row.id, **row.result}  # finished before a redelivery
     with ctx.session() as session:
-        dataset = session.get(Dataset, zoo_row.dataset_id)
+        dataset = datasets_repo.get(session, zoo_row.dataset_id)
         if dataset is None:
             raise LookupError(f"dataset {zoo_row.dataset_id!r} no longer exists")
         store_path = ctx.storage.resolve(dataset.path)
-    arch = space_of(zoo_row).parse(row.arch_id)
+    arch = zoos_repo.space_of(zoo_row).parse(row.arch_id)
     recipe = TrainRecipe.from_dict(row.recipe)
     zoo = open_zoo(ctx, zoo_row)
     start = 0.0
@@ -64,8 +61,8 @@ def finetune(ctx: JobContext) -> dict[str, Any]:
     result = finetune_architecture(zoo, arch, open_store(store_path), recipe, init=row.init, out_path=path,
                                    progress=scaled(ctx, start, 1.0), should_stop=ctx.should_stop)
     body = {"arch_id": arch.id, "architecture": arch.to_dict(), "init": result.init,
-            "initial_test_accuracy": _finite(result.initial_test_accuracy),
-            "test_accuracy": _finite(result.test_accuracy), "steps": result.steps, "seconds": result.seconds,
+            "initial_test_accuracy": finite_or_none(result.initial_test_accuracy),
+            "test_accuracy": finite_or_none(result.test_accuracy), "steps": result.steps, "seconds": result.seconds,
             "recipe": recipe.to_dict(), "sha256": result.sha256, "bytes": path.stat().st_size}
     with ctx.session() as session:
         finetunes_repo.set_result(session, row.id, body, ctx.storage.relative(path), result.sha256)

@@ -7,11 +7,12 @@ result keeps every evaluated candidate (id, score, MACs, params) for the search'
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from app.db.models import Search
-from app.repositories import zoos as zoos_repo
+from blockzoo.jsonable import finite_or_none, json_safe
+
+from infra.repositories import searches as searches_repo
+from infra.repositories import zoos as zoos_repo
 from worker.context import JobContext
 from worker.jobs.common import load_zoo_row, open_zoo, record_blocks
 from worker.registry import job_kind
@@ -22,7 +23,7 @@ def search(ctx: JobContext) -> dict[str, Any]:
     from blockzoo.search import Budget, search_zoo
 
     with ctx.session() as session:
-        row = session.get(Search, ctx.payload["search_id"])
+        row = searches_repo.get(session, ctx.payload["search_id"])
         if row is None:
             raise LookupError(f"search {ctx.payload['search_id']!r} no longer exists")
         request = dict(row.request)
@@ -34,28 +35,16 @@ def search(ctx: JobContext) -> dict[str, Any]:
         generations=request["generations"], max_evaluations=request["max_evaluations"], top_k=request["top_k"],
     )
     record_blocks(ctx, zoo_row, zoo, {(m, e) for p in result.candidates for m, e in enumerate(p.arch.expand)})
-    scores = [(p.arch_id, request["metric"], p.score if math.isfinite(p.score) else None) for p in result.candidates]
+    scores = [(p.arch_id, request["metric"], finite_or_none(p.score)) for p in result.candidates]
     body = result.to_dict(candidates=True)
     for point in body["candidates"]:  # every evaluated point, for the plot: costs and score suffice
         point.pop("architecture", None)
-    body = _json_safe(body)
+    body = json_safe(body)  # PostgreSQL's JSON has no NaN (e.g. heldout_accuracy without held-out batches)
     with ctx.session() as session:
         for start in range(0, len(scores), 500):
             zoos_repo.upsert_scores(session, zoo_row.id, scores[start:start + 500])
-        row = session.get(Search, ctx.payload["search_id"])
-        assert row is not None
-        row.result = body
+        searches_repo.set_result(session, ctx.payload["search_id"], body)
         session.commit()
     best = body["picks"][0] if body["picks"] else None
     return {"search_id": ctx.payload["search_id"], "evaluated": body["evaluated"], "best": best}
 
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats as null: PostgreSQL's JSON has no NaN (e.g. heldout_accuracy without held-out batches)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value

@@ -1,0 +1,125 @@
+// The API client: the key from sessionStorage as a Bearer header, errors as ApiError with the server's message.
+
+const KEY_NAME = "blockzoo.apiKey";
+
+export const session = {
+  key: () => sessionStorage.getItem(KEY_NAME),
+  signIn: (key) => sessionStorage.setItem(KEY_NAME, key),
+  signOut: () => sessionStorage.removeItem(KEY_NAME),
+};
+
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+const NETWORK_MESSAGE = "Cannot reach the BlockZoo server. Is it still running? Reload the page when it is back.";
+
+function headers(extra = {}) {
+  const key = session.key();
+  return key ? { Authorization: `Bearer ${key}`, ...extra } : extra;
+}
+
+function errorFrom(status, body, fallback) {
+  const error = body && body.error;
+  if (error && error.message) return new ApiError(status, error.code, error.message, error.details);
+  return new ApiError(status, "http_" + status, fallback || `The server answered ${status}.`);
+}
+
+function signalUnauthorized(error) {
+  if (error.status === 401) window.dispatchEvent(new CustomEvent("blockzoo:unauthorized", { detail: error }));
+}
+
+async function parse(response) {
+  const type = response.headers.get("content-type") || "";
+  return type.includes("application/json") ? response.json() : null;
+}
+
+/** JSON request; resolves to {status, body} so callers can tell 200 from 202. */
+export async function request(method, path, body, { quiet = false } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network", NETWORK_MESSAGE);
+  }
+  const data = await parse(response).catch(() => null);
+  if (!response.ok) {
+    const error = errorFrom(response.status, data, response.statusText);
+    if (!quiet) signalUnauthorized(error);
+    throw error;
+  }
+  return { status: response.status, body: data };
+}
+
+export const get = async (path, options) => (await request("GET", path, undefined, options)).body;
+export const post = async (path, body) => (await request("POST", path, body ?? {})).body;
+export const del = async (path) => (await request("DELETE", path)).body;
+
+/** Multipart upload through XMLHttpRequest, whose upload events give a progress bar. */
+export function upload(path, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    for (const [name, value] of Object.entries(headers())) xhr.setRequestHeader(name, value);
+    xhr.responseType = "json";
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total, event.loaded, event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr.response);
+      const error = errorFrom(xhr.status, xhr.response, xhr.statusText);
+      signalUnauthorized(error);
+      reject(error);
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "network", NETWORK_MESSAGE)));
+    xhr.send(form);
+  });
+}
+
+async function fetchBlob(path) {
+  let response;
+  try {
+    response = await fetch(path, { headers: headers() });
+  } catch {
+    throw new ApiError(0, "network", NETWORK_MESSAGE);
+  }
+  if (!response.ok) {
+    const error = errorFrom(response.status, await parse(response).catch(() => null), response.statusText);
+    signalUnauthorized(error);
+    throw error;
+  }
+  return response;
+}
+
+/** An object URL for an authenticated image (the caller revokes it when the view goes). */
+export async function objectUrl(path) {
+  return URL.createObjectURL(await (await fetchBlob(path)).blob());
+}
+
+/**
+ * Downloads an authenticated file: fetch with the Bearer header, then a temporary blob link,
+ * so that the key never appears in a URL. A 202 (still exporting) comes back as {pending: job}.
+ */
+export async function download(path, fallbackName) {
+  const response = await fetchBlob(path);
+  if (response.status === 202) return { pending: (await response.json()).job };
+  const disposition = response.headers.get("content-disposition") || "";
+  const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
+  const name = match ? decodeURIComponent(match[1]) : fallbackName;
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return { name };
+}
