@@ -365,18 +365,22 @@ def test_a_running_job_is_cancelled_from_the_jobs_page(page, served: Served, sea
     screenshot(page, "finetunes")
 
 
+# Swagger UI and ReDoc render a large spec in the browser: slow on 2 loaded cores.
+DOCS_TIMEOUT_MS = 30_000
+
+
 def test_api_docs_render_their_operations_with_the_network_unplugged(browser, served: Served) -> None:
     blocked: list[str] = []
     context = offline_context(browser, served, blocked)
     tab = context.new_page()
     tab.goto(f"{served.url}/docs")
-    expect(tab.locator(".opblock-summary-path", has_text="/v1/zoos/{zoo_id}/searches")).to_be_visible()
-    expect(tab.locator(".opblock-tag", has_text="searches")).to_be_visible()
-    expect(tab.get_by_text("Score neural architectures on demand")).to_be_visible()
+    expect(tab.locator(".opblock-summary-path", has_text="/v1/zoos/{zoo_id}/searches")).to_be_visible(timeout=DOCS_TIMEOUT_MS)
+    expect(tab.locator(".opblock-tag", has_text="searches")).to_be_visible(timeout=DOCS_TIMEOUT_MS)
+    expect(tab.get_by_text("Score neural architectures on demand")).to_be_visible(timeout=DOCS_TIMEOUT_MS)
     screenshot(tab, "docs", full_page=False)
     tab.goto(f"{served.url}/redoc")
-    expect(tab.get_by_role("heading", name="Create Search")).to_be_visible()
-    expect(tab.get_by_text("Score neural architectures on demand")).to_be_visible()
+    expect(tab.get_by_role("heading", name="Create Search")).to_be_visible(timeout=DOCS_TIMEOUT_MS)
+    expect(tab.get_by_text("Score neural architectures on demand")).to_be_visible(timeout=DOCS_TIMEOUT_MS)
     screenshot(tab, "redoc", full_page=False)
     context.close()
     assert blocked == [], "the docs tried to reach the network"
