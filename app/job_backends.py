@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from infra.job_queue import JobQueue
+from infra.job_queue import JobQueue, celery_queue_of
+from infra.repositories import jobs as jobs_repo
 from infra.runtime import Runtime
 from worker.runner import run_job
 
@@ -59,13 +60,24 @@ class CeleryJobQueue:
 
         self._app = create_celery_app(runtime.settings)
         self._task = RUN_JOB_TASK
+        self._runtime = runtime
 
     def enqueue(self, job_id: str) -> None:
-        self._app.send_task(self._task, args=[job_id])
+        queue = self._queue_of(job_id)
+        self._app.send_task(self._task, args=[job_id], **({"queue": queue} if queue else {}))
+
+    def _queue_of(self, job_id: str) -> str | None:
+        # Kinds that must run on a given device go to that device's queue (e.g. latency measuring).
+        if not self._runtime.settings.latency_queue:
+            return None
+        with self._runtime.session_factory() as session:
+            job = jobs_repo.get(session, job_id)
+            return celery_queue_of(job.kind, self._runtime.settings) if job is not None else None
 
     def check(self) -> None:
+        # One attempt: a request that submits a job answers 503 at once while Redis is away.
         with self._app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.ensure_connection(max_retries=0, timeout=2)
 
     def close(self) -> None:
         self._app.close()

@@ -7,15 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from app.api import api_router
+from app.api.query_params import reject_unknown_query_params
 from app.api.health import router as health_router
 from app.errors import install_error_handlers
 from app.job_backends import make_job_queue
+from app.middleware import install_middleware
 from app.services import jobs as jobs_service
 from app.ui import install_ui
+from infra import data_lock
+from infra.orphans import remove_orphans
 from infra.runtime import Runtime
 from infra.settings import Settings
 
@@ -27,7 +31,8 @@ distillation**: import a dataset, build a block zoo once, then ask for the proxy
 MACs and parameters of any architecture of the space.
 
 Authenticate with `Authorization: Bearer <api key>` (create one with `blockzoo create-key`).
-Long work runs as jobs: poll `GET /v1/jobs/{id}`. Every error is
+Long work runs as jobs: poll `GET /v1/jobs/{id}` or follow its server-sent events at
+`GET /v1/jobs/{id}/events` (phase, progress, ETA). Every error is
 `{"error": {"code": "...", "message": "..."}}`.
 """
 
@@ -39,8 +44,11 @@ TAGS = [
     {"name": "zoos", "description": "Block zoos: a trained reference and its distilled candidate blocks."},
     {"name": "scores", "description": "Proxy accuracy of architectures, distilling missing blocks on demand."},
     {"name": "searches", "description": "Best architectures under a budget."},
+    {"name": "latency", "description": "Latency tables measured on the target device, for latency budgets."},
     {"name": "finetunes", "description": "Train a picked architecture from its zoo weights and download it."},
-    {"name": "jobs", "description": "Background work: state, progress, cancel."},
+    {"name": "jobs", "description": "Background work: state, phase, progress and ETA, live events, cancel."},
+    {"name": "keys", "description": "Your API keys: list, create another, revoke."},
+    {"name": "links", "description": "Signed, expiring links that open plots and weights in a browser."},
     {"name": "health", "description": "Probes."},
 ]
 
@@ -59,10 +67,18 @@ def _install_openapi(app: FastAPI) -> None:
             ours = {"$ref": "#/components/schemas/ErrorResponse"}
             for item in spec.get("paths", {}).values():
                 for op in item.values():
+                    if len(op.get("tags", [])) > 1:  # one section per operation: the route's own tag
+                        op["tags"] = op["tags"][-1:]
                     response = op.get("responses", {}).get("422")
                     if response:
-                        response["description"] = "Invalid request body or architecture (the message names the stage)."
+                        response["description"] = ("Invalid request: a body field, a query parameter or an "
+                                                   "architecture (the message names it).")
                         response["content"] = {"application/json": {"schema": ours}}
+                    if "requestBody" in op:  # every body is capped (app.middleware.body_limit)
+                        op["responses"].setdefault("413", {
+                            "description": "Request body larger than the server's limit (max_json_body_bytes; "
+                                           "uploads: max_upload_bytes).",
+                            "content": {"application/json": {"schema": ours}}})
             schemas = spec.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
@@ -77,7 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        local = settings.job_backend == "local"
+        if local:  # this process runs the folder's jobs: one such server per data folder
+            data_lock.acquire(settings.data_dir, host=settings.host, port=settings.port)
         runtime = Runtime(settings)
+        remove_orphans(settings.data_dir, settings.orphan_file_age_s)  # leftovers of killed uploads and writes
         if settings.auto_migrate:
             runtime.migrate()
         runtime.attach_job_queue(make_job_queue(runtime))
@@ -88,12 +108,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 recovered = jobs_service.recover_local_jobs(session)
             for job_id in recovered:
                 runtime.job_queue.enqueue(job_id)
+        reaper = jobs_service.start_reaper(runtime)  # celery: jobs whose worker died come back
         log.info("BlockZoo API ready (database %s, jobs %s, data %s)",
                  runtime.engine.dialect.name, settings.job_backend, settings.data_dir)
         try:
             yield
         finally:
+            if reaper is not None:
+                reaper.stop()
             runtime.close()
+            if local:
+                data_lock.release(settings.data_dir)
 
     from blockzoo import __version__
 
@@ -105,8 +130,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None, redoc_url=None,  # served offline by app.ui (install_ui below)
         generate_unique_id_function=_operation_id,
+        dependencies=[Depends(reject_unknown_query_params)],  # every API route: an unknown ?param is a 422
     )
     install_error_handlers(app)
+    install_middleware(app, settings)  # body cap, URL hygiene, security headers (docs/reliability.md)
     app.include_router(health_router)
     app.include_router(api_router)
     install_ui(app)

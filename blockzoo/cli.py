@@ -9,7 +9,8 @@ Commands (each takes ``--json`` for one machine-readable JSON document on stdout
     blockzoo zoo build --dataset STORE_DIR --reference reference.safetensors --out ZOO_DIR [--eager]
     blockzoo zoo info ZOO_DIR
     blockzoo score --zoo ZOO_DIR ARCH... | --sample N [--metrics naswot,synflow]
-    blockzoo export --zoo ZOO_DIR ARCH --out model.safetensors
+    blockzoo validate --zoo ZOO_DIR --dataset STORE_DIR [--k 10 --seeds 2] [--out report.json --plot plot.png]
+    blockzoo export --zoo ZOO_DIR ARCH --out model.safetensors|model.pt2|model.onnx [--image-size HxW]
 
 ARCH is a canonical id (``d42314-e6642.a8.442.6.888a``) or a JSON config
 (``'{"depths": [...], "expand": [[...], ...]}'``). Progress bars go to stderr, results to stdout.
@@ -337,6 +338,8 @@ def cmd_reference_train(args: argparse.Namespace) -> int:
     print(f"test accuracy {result.test_accuracy:.4f}  (train, last epoch: {result.train_accuracy:.4f})")
     print(f"{result.steps} steps in {result.seconds:.1f} s ({result.seconds / 60:.1f} min)")
     print("recipe: " + ", ".join(f"{k}={v}" for k, v in recipe.to_dict().items()))
+    if result.warning:
+        _say(f"warning: {result.warning}")
     return 0
 
 
@@ -513,22 +516,119 @@ def cmd_score(args: argparse.Namespace) -> int:
 # export
 
 
+_EXPORT_SUFFIXES = {".pt2": "pt2", ".onnx": "onnx", ".safetensors": "safetensors"}
+_LOAD_HINTS = {
+    "safetensors": "load it with blockzoo.export.load_exported(path) -> (network, spec)",
+    "pt2": "load it with torch alone: torch.export.load(path).module()(uint8 NHWC images) -> logits "
+           "(docs/deploy-model.md)",
+    "onnx": "run it with onnxruntime alone: InferenceSession(path).run(None, {'images': uint8 NHWC images}) "
+            "-> logits (docs/deploy-model.md)",
+}
+
+
+def _image_size(text: Optional[str], channels: int) -> Optional[tuple[int, int, int]]:
+    """``--image-size`` as (H, W, C): "28" or "28x32"."""
+    if text is None:
+        return None
+    try:
+        sizes = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise CliError(f"--image-size {text!r}: expected N or HxW, e.g. 28 or 28x32")
+    height, width = sizes if len(sizes) == 2 else sizes * 2
+    return height, width, channels
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .pipeline import export_to_file
 
     zoo = _open_zoo(args.zoo)
     arch = _read_arch(zoo.space, args.arch)
     out = Path(args.out)
+    file_format = args.format or _EXPORT_SUFFIXES.get(out.suffix.lower(), "safetensors")
+    if file_format == "safetensors" and args.image_size:
+        raise CliError("--image-size is for --format pt2 or onnx (safetensors holds the network's weights only)")
     with _PhaseBars(args) as bars:
-        exported = export_to_file(zoo, arch, out, progress=bars)
-    body = {"path": str(out), "bytes": exported["bytes"], "sha256": exported["sha256"], "arch_id": arch.id,
-            "spec": exported["spec"]}
+        exported = export_to_file(zoo, arch, out, progress=bars, file_format=file_format,
+                                  image_shape=_image_size(args.image_size, zoo.in_channels))
+    body = {"path": str(out), "format": file_format, "bytes": exported["bytes"], "sha256": exported["sha256"],
+            "arch_id": arch.id, "spec": exported["spec"], **({"check": exported["check"]} if "check" in exported else {})}
     if args.json:
         _print_json(body)
         return 0
-    print(f"exported {arch.id} -> {out} ({body['bytes'] / 1024:.1f} KiB, sha256 {body['sha256'][:16]}...)")
-    print("load it with blockzoo.export.load_exported(path) -> (network, spec)")
+    print(f"exported {arch.id} -> {out} ({file_format}, {body['bytes'] / 1024:.1f} KiB, "
+          f"sha256 {body['sha256'][:16]}...)")
+    if "check" in body:
+        print(f"checked against the torch model on {body['check']['images']} images: max |logit difference| "
+              f"{body['check']['max_abs_diff']:.2g}")
+    print(_LOAD_HINTS[file_format])
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# latency
+
+
+def cmd_latency_measure(args: argparse.Namespace) -> int:
+    """Measure a complete latency table on this machine (no server, no dataset) and write it."""
+    from .latency import measure_calibrated_table
+    from .latency.table import Timing, count_blocks
+
+    space = _read_space(args.space)
+    for name in ("in_channels", "num_classes", "batch_size"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.architectures and args.architectures < 2 and args.coverage != 0.5:
+        raise CliError("calibrating to a --coverage other than 0.5 needs --architectures 2 or more")
+    device = _latency_device(args.device)
+    timing = Timing(warmup=args.warmup, repeats=args.repeats, rounds=args.rounds, statistic=args.statistic,
+                    clock=args.clock)
+    started = time.perf_counter()
+    with _bar(args, f"latency of {count_blocks(space) + 2} parts") as bar:
+        table = measure_calibrated_table(space, args.in_channels, args.num_classes, batch_size=args.batch_size,
+                                         device=device, timing=timing, architectures=args.architectures,
+                                         coverage=args.coverage, seed=args.seed, progress=bar)
+    table.save(args.out)
+    seconds = time.perf_counter() - started
+    fastest, largest = table.fastest(), space.reference
+    summary = {"out": str(args.out), "space": space.name, "device": table.device, "machine": table.machine,
+               "blocks": len(table), "batch_size": table.batch_size, "scale": table.scale,
+               "calibration": table.calibration.to_dict() if table.calibration else None,
+               "fastest": {"arch_id": fastest.id, "latency_ms": table.predict(fastest)},
+               "reference": {"arch_id": largest.id, "latency_ms": table.predict(largest)}, "seconds": seconds}
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"measured {len(table)} blocks, the prefix and the head of '{space.name}' at batch {table.batch_size} "
+          f"on [{table.machine}] in {seconds:.0f} s")
+    if table.calibration:
+        print(f"calibration: scale {table.scale:.3f} from {len(table.calibration.points)} networks timed end to "
+              f"end (median measured/summed {table.calibration.median_ratio:.3f}, coverage "
+              f"{table.calibration.coverage:g})")
+    else:
+        print("no calibration (--architectures 0): predictions are plain sums of the parts, which usually run "
+              "below the measured latency of whole networks")
+    print(f"predicted latency: {summary['fastest']['latency_ms']:.3f} ms (fastest, {fastest.id}) to "
+          f"{summary['reference']['latency_ms']:.3f} ms (largest, {largest.id})")
+    print(f"wrote {args.out}; upload it with POST /v1/latency-tables (docs/latency.md)")
+    return 0
+
+
+def _latency_device(text: str) -> str:
+    import torch
+
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except RuntimeError as exc:
+        raise CliError(f"--device {text!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CliError(f"--device {text}: CUDA is not available on this machine; measure where the network runs")
+    if device.type not in ("cpu", "cuda"):
+        raise CliError(f"--device {text}: use cpu, cuda, cuda:N or auto")
+    return str(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,10 +642,7 @@ def _guarded(command: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         name = getattr(args, "command_path", "blockzoo")
         try:
-            if getattr(args, "threads", None):
-                import torch
-
-                torch.set_num_threads(args.threads)
+            _set_threads(getattr(args, "threads", None))
             return int(command(args) or 0)
         except BrokenPipeError:  # e.g. `blockzoo cost ... | head`: the reader left; stay quiet
             _silence_stdout()
@@ -562,6 +659,16 @@ def _guarded(command: Command) -> Command:
     run.__name__ = command.__name__
     run.__doc__ = command.__doc__
     return run
+
+
+def _set_threads(threads: int | None) -> None:
+    """``--threads``, else the rule of ``blockzoo.threads`` for one job; torch is not imported for it."""
+    from .threads import apply_threads, default_threads
+
+    if threads or "torch" in sys.modules:
+        apply_threads(threads or default_threads())
+    else:  # read by torch when a command first imports it; commands without torch never pay for it
+        os.environ.setdefault("OMP_NUM_THREADS", str(default_threads()))
 
 
 def _silence_stdout() -> None:
@@ -596,9 +703,25 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     common.add_argument("--no-progress", action="store_true",
                         help="no progress bars (by default they show when stderr is a terminal)")
-    common.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    common.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: $OMP_NUM_THREADS, else half the available cores)")
     return common
 
+
+
+def _add_train_recipe_args(p: argparse.ArgumentParser) -> None:
+    """Options overriding fields of a TrainRecipe; unset ones keep the recipe's defaults."""
+    p.add_argument("--epochs", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="learning rate for batches of 128 (scaled linearly)")
+    p.add_argument("--momentum", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--warmup-epochs", type=float, default=None)
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
+                   help="no random crop")
+    p.add_argument("--no-flip", dest="flip", action="store_const", const=False, default=None,
+                   help="no horizontal flip (digits, text)")
 
 def _add_command(sub: Any, name: str, command: Command, parents: list[argparse.ArgumentParser], path: str,
                  **kwargs: Any) -> argparse.ArgumentParser:
@@ -660,17 +783,7 @@ def _add_reference(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", type=Path, required=True, help="dataset store directory")
     p.add_argument("--space", default="mbv3-tiny", help="preset name or .json space definition (default mbv3-tiny)")
     p.add_argument("--out", type=Path, required=True, help="reference weights (.safetensors)")
-    p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="learning rate for batches of 128 (scaled linearly)")
-    p.add_argument("--momentum", type=float, default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--label-smoothing", type=float, default=None)
-    p.add_argument("--warmup-epochs", type=float, default=None)
-    p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
-                   help="no random crop")
-    p.add_argument("--no-flip", dest="flip", action="store_const", const=False, default=None,
-                   help="no horizontal flip (digits, text)")
+    _add_train_recipe_args(p)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
 
@@ -719,15 +832,54 @@ def _add_score_and_export(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--zoo", type=Path, required=True, help="zoo directory")
     _add_arch_selection(p)
     p.add_argument("--metrics", default=None,
-                   help="comma-separated zero-cost baselines (gradnorm, snip, fisher, synflow, naswot, l2norm, "
-                        "flops, params), on the zoo's KD batches")
+                   help="comma-separated zero-cost baselines (gradnorm, snip, fisher, synflow, naswot, l2norm; "
+                        "the API's metrics), on the zoo's KD batches; MACs and params are always reported")
 
     p = _add_command(sub, "export", cmd_export, [common], "export", help="export an assembled architecture",
-                     description="Write the architecture assembled from the zoo (BN recalibrated) as safetensors "
-                                 "with its build spec in the header; load with blockzoo.export.load_exported.")
+                     description="Write the architecture assembled from the zoo (BN recalibrated): as safetensors "
+                                 "with its build spec in the header (load with blockzoo.export.load_exported), or "
+                                 "as a whole model for plain torch (.pt2) or onnxruntime (.onnx).")
     p.add_argument("--zoo", type=Path, required=True, help="zoo directory")
     p.add_argument("arch", metavar="ARCH", help="canonical id or JSON config")
-    p.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    p.add_argument("--out", type=Path, required=True, help="output file (.safetensors, .pt2 or .onnx)")
+    p.add_argument("--format", choices=("safetensors", "pt2", "onnx"), default=None,
+                   help="safetensors: weights for blockzoo.build_network; pt2 (torch.export) or onnx: the whole "
+                        "model, preprocessing inside, for plain torch / onnxruntime (default: from --out's suffix, "
+                        "else safetensors)")
+    p.add_argument("--image-size", default=None, metavar="HxW",
+                   help="pt2/onnx: the size of the images the model takes, resized inside to the space's input "
+                        "size (default: the input size itself, no resize)")
+
+
+def _add_latency(sub: Any, common: argparse.ArgumentParser) -> None:
+    group = sub.add_parser("latency", help="measure latency lookup tables", description="Latency lookup tables.")
+    actions = group.add_subparsers(dest="action", metavar="ACTION")
+    group.set_defaults(func=_group(group))
+    p = _add_command(actions, "measure", cmd_latency_measure, [common], "latency measure",
+                     help="time every block of a space on this machine and write a latency table",
+                     description="Time the prefix, the head and every candidate block of a space on this "
+                                 "machine (no server, no dataset), then K random networks end to end to "
+                                 "calibrate the table, and write it as JSON: run it on the device that will run "
+                                 "the networks and upload the file (docs/latency.md).")
+    p.add_argument("--space", default="mbv3-tiny", help="preset name or .json space definition (default mbv3-tiny)")
+    p.add_argument("--in-channels", type=int, default=3, help="input image channels (default 3)")
+    p.add_argument("--num-classes", type=int, default=10, help="classes of the classifier (default 10)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, or auto")
+    p.add_argument("--out", type=Path, required=True, help="table file to write (.json)")
+    p.add_argument("--architectures", type=int, default=20, metavar="K",
+                   help="random networks timed end to end to calibrate the table (default 20; 0: none)")
+    p.add_argument("--coverage", type=float, default=0.95,
+                   help="share of networks that should run no slower than predicted (default 0.95; "
+                        "0.5: the median, a point estimate)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration networks (default 0)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs per module (default 5)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per module per round (default 5)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--statistic", choices=("min", "median"), default="min", help="of the timed runs (default min)")
+    p.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                   help="wall (default) or thread (CPU time of one thread: steadier on a busy CPU; needs "
+                        "--threads 1)")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
@@ -744,6 +896,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     _add_reference(sub, common)
     _add_zoo(sub, common)
     _add_score_and_export(sub, common)
+    _add_latency(sub, common)
+    from .cli_validate import add_validate  # its own module: it imports this one's helpers
+
+    add_validate(sub, common)
     return parser, sub
 
 

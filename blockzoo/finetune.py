@@ -74,7 +74,8 @@ def finetune(zoo: BlockZoo, arch: Architecture | dict | str, store: DatasetStore
     if init != "scratch":
         # BN statistics must match the new weights before the "before" accuracy means anything.
         recalibrate_batchnorm(net, zoo.kd_data.batches())
-    before = evaluate(net, x_test, y_test)
+    before = evaluate(net, x_test, y_test, progress=None if progress is None else (
+        lambda _fraction, message: progress(0.0, message.replace("evaluating:", "evaluating the initial network:"))))
     checkpoint = out_path.with_name(out_path.stem + ".checkpoint.pt") if out_path else None
     result = train_network(net, x_train, y_train, recipe, x_test=x_test, y_test=y_test,
                            checkpoint=checkpoint, device=device, progress=progress, should_stop=should_stop)

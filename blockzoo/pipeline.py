@@ -36,8 +36,14 @@ if TYPE_CHECKING:
 
 # Metrics the zoo proxy always reports (blockzoo.proxy.ProxyScore); computed together.
 PROXY_METRICS: tuple[str, ...] = ("proxy_accuracy", "kd_loss", "heldout_accuracy")
+# The zero-cost baselines a score may add (blockzoo.zerocost.METRICS less its analytic "flops"
+# and "params": MACs and params are reported with every score, from blockzoo.cost_model).
+ZERO_COST_BASELINES: tuple[str, ...] = ("gradnorm", "snip", "fisher", "synflow", "naswot", "l2norm")
+ANALYTIC_METRICS: tuple[str, ...] = ("flops", "params", "macs")
 SCORE_PHASES: tuple[str, ...] = ("distilling", "scoring", "zero-cost")
 EXPORT_PHASES: tuple[str, ...] = ("distilling", "assembling")
+# safetensors: weights for blockzoo.build_network; pt2 / onnx: whole models (blockzoo.deploy).
+EXPORT_FORMATS: tuple[str, ...] = ("safetensors", "pt2", "onnx")
 
 ScoreKey = tuple[str, str]                      # (arch_id, metric)
 ScoreValues = dict[ScoreKey, Optional[float]]   # None: the metric was not finite
@@ -50,17 +56,17 @@ def zero_cost_metrics(names: Iterable[str]) -> list[str]:
     """The zero-cost baselines among ``names``, in order, without repeats or proxy metrics.
 
     Naming a proxy metric is accepted and changes nothing (they are always computed). Raises
-    ``ValueError`` naming the unknown ones. Imports ``blockzoo.zerocost`` (torch) only when a
-    name is not a proxy metric.
+    ``ValueError`` naming the unknown ones; the same names as the service's score requests.
     """
     baselines = [n for n in dict.fromkeys(names) if n not in PROXY_METRICS]
-    if not baselines:
-        return []
-    from .zerocost import METRICS
-
-    unknown = [n for n in baselines if n not in METRICS]
+    analytic = [n for n in baselines if n in ANALYTIC_METRICS]
+    if analytic:
+        raise ValueError(f"{', '.join(analytic)}: MACs and params are reported with every score, not "
+                         f"requested as metrics; known metrics: {', '.join(PROXY_METRICS + ZERO_COST_BASELINES)}")
+    unknown = [n for n in baselines if n not in ZERO_COST_BASELINES]
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS + PROXY_METRICS)}")
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(PROXY_METRICS + ZERO_COST_BASELINES)}")
     return baselines
 
 
@@ -108,13 +114,13 @@ def score_on_zoo(zoo: ZooSource, archs: Sequence[Architecture], metrics: Iterabl
     if need_proxy:
         from .proxy import score_architectures
 
-        _start(progress, "distilling", f"distilling the blocks of {len(need_proxy)} architecture(s)")
+        _start(progress, "distilling", f"the blocks of {len(need_proxy)} architecture(s)")
         run.blocks_distilled = opened.ensure_blocks(need_proxy, progress=in_phase(progress, "distilling"),
                                                     should_stop=should_stop)
         if on_distilled is not None:
             on_distilled(opened, need_proxy)
         check_stop(should_stop)
-        _start(progress, "scoring", f"scoring {len(need_proxy)} architecture(s)")
+        _start(progress, "scoring", f"0/{len(need_proxy)} architectures")
         scores = score_architectures(opened, need_proxy, progress=in_phase(progress, "scoring"),
                                      should_stop=should_stop)
         _publish(run, {(s.arch_id, m): finite_or_none(getattr(s, m)) for s in scores for m in PROXY_METRICS},
@@ -135,33 +141,57 @@ def score_on_zoo(zoo: ZooSource, archs: Sequence[Architecture], metrics: Iterabl
 
 def export_to_file(zoo: "BlockZoo", arch: Architecture, path: Path | str, *, spec_file: bool = False,
                    progress: Optional[PhaseProgressFn] = None, should_stop: Optional[StopFn] = None,
-                   on_distilled: Optional[DistilledFn] = None) -> dict[str, Any]:
-    """Write the weights of ``arch`` assembled from ``zoo`` to ``path`` (safetensors), atomically.
+                   on_distilled: Optional[DistilledFn] = None, file_format: str = "safetensors",
+                   image_shape: Optional[Sequence[int]] = None) -> dict[str, Any]:
+    """Write ``arch`` assembled from ``zoo`` to ``path`` as ``file_format``, atomically.
+
+    Formats (:data:`EXPORT_FORMATS`): ``safetensors``, the weights for
+    ``blockzoo.build_network`` (``blockzoo.export``); ``pt2`` (``torch.export``) and ``onnx``,
+    whole models from uint8 images of ``image_shape`` (H, W, C; default: the space's input
+    size) to logits, preprocessing inside, loadable without BlockZoo and checked against the
+    torch model before they are written (``blockzoo.deploy``).
 
     Distils the blocks ``arch`` needs and the zoo lacks first (phase ``"distilling"``; then
     ``on_distilled(zoo, [arch])``), then assembles it with BN recalibrated on the KD batches (phase
-    ``"assembling"``; see ``blockzoo.export``). With ``spec_file``, the spec is also written
-    as JSON beside the weights (``path`` with suffix ``.json``). Readers of ``path`` see the
-    old file or the whole new one.
+    ``"assembling"``). With ``spec_file``, the spec is also written as JSON beside the file
+    (:func:`spec_path`). Readers of ``path`` see the old file or the whole new one.
 
-    Returns ``{"arch_id", "sha256", "bytes", "spec"}`` (sha256 and bytes of the written file).
+    Returns ``{"arch_id", "format", "sha256", "bytes", "spec"}`` (sha256 and bytes of the
+    written file), and ``"check"`` (the numbers of the check) for ``pt2`` and ``onnx``.
     """
     from .export import export_architecture
 
+    if file_format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {file_format!r}; known: {', '.join(EXPORT_FORMATS)}")
     path = Path(path)
-    _start(progress, "distilling", f"distilling the blocks of {arch.id} if missing")
+    _start(progress, "distilling", f"the blocks of {arch.id} if missing")
     zoo.ensure_blocks([arch], progress=in_phase(progress, "distilling"), should_stop=should_stop)
     if on_distilled is not None:
         on_distilled(zoo, [arch])
     check_stop(should_stop)
-    _start(progress, "assembling", f"assembling {arch.id}")
-    data, spec = export_architecture(zoo, arch)
+    _start(progress, "assembling", arch.id)
+    extra: dict[str, Any] = {}
+    if file_format == "safetensors":
+        data, spec = export_architecture(zoo, arch)
+    else:
+        from .deploy import export_deployable
+
+        data, spec, extra["check"] = export_deployable(zoo, arch, file_format, image_shape,
+                                                       progress=in_phase(progress, "assembling"))
     write_atomic(path, data)
     if spec_file:
-        write_atomic(path.with_suffix(".json"), json.dumps(spec, indent=2, default=str))
+        write_atomic(spec_path(path, file_format), json.dumps(spec, indent=2, default=str))
     if progress is not None:
         progress("assembling", 1.0, f"wrote {path.name}")
-    return {"arch_id": arch.id, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "spec": spec}
+    return {"arch_id": arch.id, "format": file_format, "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data), "spec": spec, **extra}
+
+
+def spec_path(path: Path | str, file_format: str = "safetensors") -> Path:
+    """The JSON spec beside an exported file: ``x.json`` for ``x.safetensors``, ``x.onnx.json`` for
+    ``x.onnx`` (architecture ids hold dots, so the formats' specs must not share a name)."""
+    path = Path(path)
+    return path.with_suffix(".json") if file_format == "safetensors" else path.with_name(path.name + ".json")
 
 
 def _start(progress: Optional[PhaseProgressFn], phase: str, message: str) -> None:

@@ -289,5 +289,5 @@ def score_architectures(zoo: BlockZoo, archs: Iterable[Architecture | dict | str
             kd_loss=sum(kd_losses) / len(kd_losses),
             heldout_accuracy=_accuracy(head.eval_out[n_kd:], heldout_labels),
         )
-        report(progress, (n + 1) / len(todo), f"scored {n + 1}/{len(todo)} architectures")
+        report(progress, (n + 1) / len(todo), f"scoring: {n + 1}/{len(todo)} architectures")
     return [results[a] for a in parsed]

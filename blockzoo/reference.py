@@ -9,6 +9,7 @@ measured on the test split. A user may instead bring their own reference weights
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -18,10 +19,14 @@ import torch
 from .data import DatasetStore, to_tensor_split
 from .files import file_sha256
 from .nets import Network, build_network
-from .progress import ProgressFn, StopFn
+from .progress import ProgressFn, StopFn, report
 from .space import SearchSpace
 from .training import TrainRecipe, default_device, train_network
 from .zoo import load_network, save_network
+
+# A reference this close to chance makes every proxy score noise: less than a quarter of the
+# way from chance (1 / classes) to perfect accuracy.
+NEAR_CHANCE_SHARE = 0.25
 
 # The default recipe is sized for mbv3-tiny on 10k Fashion-MNIST images in ≤10 minutes on 2 idle
 # CPU cores (bench/reference_training.py measures it).
@@ -39,10 +44,25 @@ class ReferenceResult:
     in_channels: int
     num_classes: int
 
+    @property
+    def warning(self) -> Optional[str]:
+        """What is wrong with this reference for scoring (None: nothing we can tell)."""
+        return near_chance_warning(self.test_accuracy, self.num_classes)
+
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "sha256": self.sha256, "test_accuracy": self.test_accuracy,
                 "train_accuracy": self.train_accuracy, "steps": self.steps, "seconds": self.seconds,
-                "in_channels": self.in_channels, "num_classes": self.num_classes}
+                "in_channels": self.in_channels, "num_classes": self.num_classes, "warning": self.warning}
+
+
+def near_chance_warning(test_accuracy: float, num_classes: int) -> Optional[str]:
+    """A warning when ``test_accuracy`` is near chance for ``num_classes`` classes, else None."""
+    chance = 1.0 / max(num_classes, 1)
+    if not math.isfinite(test_accuracy) or test_accuracy >= chance + NEAR_CHANCE_SHARE * (1.0 - chance):
+        return None
+    return (f"the reference's test accuracy {test_accuracy:.1%} is near chance ({chance:.1%} for {num_classes} "
+            "classes): proxy scores from this zoo will mean little; train the reference longer (more epochs, "
+            "a smaller batch_size) or check the dataset")
 
 
 def train_reference(space: SearchSpace, store: DatasetStore, recipe: TrainRecipe, out_path: Path | str, *,
@@ -54,6 +74,7 @@ def train_reference(space: SearchSpace, store: DatasetStore, recipe: TrainRecipe
     """
     out_path = Path(out_path)
     device = device or default_device()
+    report(progress, 0.0, f"loading: the dataset at {space.input_size}x{space.input_size}")
     x_train, y_train = to_tensor_split(store, "train", space.input_size)
     x_test, y_test = to_tensor_split(store, "test", space.input_size)
     in_channels, num_classes = x_train.shape[1], store.num_classes

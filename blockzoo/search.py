@@ -10,8 +10,10 @@ What differs from once-for-all, and why:
 * Every candidate is feasible by construction. An infeasible draw or child is *repaired*:
   shrunk one random step at a time (a stage drops to the next smaller depth, or one layer
   takes the next smaller expansion ratio) until it fits. No step increases MACs or params
-  and the walk ends at the space's smallest architecture, which :meth:`Budget.check_feasible`
-  has verified to fit before any work, so tight budgets do not starve the search the way
+  and the walk ends at the space's smallest architecture; if even that does not fit (a
+  latency bound: measured latency is not quite monotone in size) the repair takes the
+  budget's floor, the smallest or the fastest architecture, which :meth:`Budget.check_feasible`
+  has verified to fit before any work. So tight budgets do not starve the search the way
   rejection sampling does, and no loop is unbounded.
 * Every architecture is scored at most once (scores are memoised): a child is redrawn until
   it is new, at most ``max_tries`` times, then replaced by a new random draw; when even
@@ -39,12 +41,13 @@ import math
 import numbers
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from .cost_model import Cost, block_cost, head_cost, prefix_cost
 from .progress import ProgressFn, StopFn, check_stop, report
+from .signals import COST_SIGNALS, SIGNAL_NAMES, Signal, get_signal
 from .space import Architecture, SearchSpace
 
 if TYPE_CHECKING:
@@ -58,12 +61,19 @@ LatencyFn = Callable[[Architecture], float]
 
 STRATEGIES = ("evolution", "random")
 COSTS = ("macs", "params", "latency_ms")
-METRICS = ("proxy_accuracy", "heldout_accuracy")
+METRICS = SIGNAL_NAMES  # a search may rank by any signal; blockzoo.signals knows which way each points
 CROSSOVERS = ("block", "layer")  # whole candidate blocks (default) or single layers (space.crossover)
 
 
 class InfeasibleBudget(ValueError):
-    """No architecture of the space satisfies the budget (raised before any scoring)."""
+    """No architecture of the space satisfies the budget (raised before any scoring).
+
+    ``smallest``: per bound of the budget, the smallest achievable value (the error names them).
+    """
+
+    def __init__(self, message: str, smallest: Optional[dict[str, float]] = None) -> None:
+        super().__init__(message)
+        self.smallest = dict(smallest or {})
 
 
 @dataclass(frozen=True)
@@ -92,24 +102,45 @@ class Budget:
     def admits(self, costs: dict[str, float]) -> bool:
         return all(costs[name] <= limit for name, limit in self.limits().items())
 
-    def check_feasible(self, space: SearchSpace, cost_fn: CostFn,
-                       latency_fn: Optional[LatencyFn] = None) -> None:
-        """Raise :class:`InfeasibleBudget` unless the space's smallest architecture fits.
+    @property
+    def front_cost(self) -> str:
+        """The cost of the search's main Pareto front: latency under a latency budget, else MACs."""
+        return "latency_ms" if self.max_latency_ms is not None else "macs"
 
-        The smallest architecture (minimum depth and ratio everywhere) has the fewest MACs and
-        params of the space, and is taken as the fastest (latency grows with depth and width).
+    def check_feasible(self, space: SearchSpace, cost_fn: CostFn, latency_fn: Optional[LatencyFn] = None,
+                       fastest: Optional[Architecture] = None) -> Architecture:
+        """An architecture that fits the budget, the floor of every repair; :class:`InfeasibleBudget` if none.
+
+        The space's smallest architecture (minimum depth and ratio everywhere) has the fewest
+        MACs and params of the space. Measured latency is not quite monotone in size (blocks of
+        nearly equal latency are ordered by noise), so the lowest latency is ``fastest``'s (e.g.
+        :meth:`blockzoo.latency.LatencyTable.fastest`; default: the smallest architecture). The
+        floor is the first of the two that fits every bound; the error names, per bound that
+        neither meets, the smallest achievable value.
         """
         if self.max_latency_ms is not None and latency_fn is None:
             raise ValueError("a max_latency_ms budget needs a latency table (or latency function) "
                              "measured on the device that will run the network")
-        costs = _costs(space.smallest, cost_fn, latency_fn)
+        floors = [space.smallest]
+        if latency_fn is not None and fastest is not None and fastest != space.smallest:
+            floors.append(space.validate(fastest))
+        costs = {arch: _costs(arch, cost_fn, latency_fn) for arch in floors}
+        for arch in floors:
+            if self.admits(costs[arch]):
+                return arch
+        achievable = {name: min(floors, key=lambda a: costs[a][name]) for name in self.limits()}
         problems = [
-            f"max_{name} = {_fmt(self.limits()[name])} is below the smallest achievable "
-            f"{name} = {_fmt(value)} (architecture {space.smallest.id})"
-            for name, value in self.violations(costs).items()
+            f"max_{name} = {_fmt(limit)} is below the smallest achievable {name} = "
+            f"{_fmt(costs[achievable[name]][name])} (architecture {achievable[name].id})"
+            for name, limit in self.limits().items() if costs[achievable[name]][name] > limit
         ]
-        if problems:
-            raise InfeasibleBudget(f"infeasible budget for space '{space.name}': " + "; ".join(problems))
+        if not problems:  # each bound alone is achievable, but not by one of the floors together
+            problems = ["no architecture meets every bound together: " + "; ".join(
+                f"{arch.id} has " + ", ".join(f"{name} {_fmt(value)}" for name, value in
+                                             self.violations(costs[arch]).items())
+                for arch in floors)]
+        raise InfeasibleBudget(f"infeasible budget for space '{space.name}': " + "; ".join(problems),
+                               smallest={name: costs[a][name] for name, a in achievable.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_macs": self.max_macs, "max_params": self.max_params,
@@ -183,7 +214,7 @@ class SearchResult:
     budget: Budget
     seed: int
     picks: list[Pick]                     # the top_k scores, best first
-    pareto: list[Pick]                    # non-dominated on (score up, MACs down), by MACs
+    pareto: list[Pick]                    # non-dominated on (score up, budget.front_cost down)
     pareto_by_cost: dict[str, list[Pick]]  # the same front against each known cost
     evaluated: int                        # architectures scored (each once)
     history: list[Generation]
@@ -231,8 +262,10 @@ class _Evaluator:
     """Feasibility, repair and memoised scores for one search."""
 
     def __init__(self, space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost_fn: CostFn,
-                 latency_fn: Optional[LatencyFn], rng: random.Random, max_tries: int) -> None:
+                 latency_fn: Optional[LatencyFn], rng: random.Random, max_tries: int,
+                 floor: Optional[Architecture] = None) -> None:
         self.space, self.score_fn, self.budget = space, score_fn, budget
+        self.floor = space.smallest if floor is None else floor  # fits the budget (check_feasible)
         self.cost_fn, self.latency_fn, self.rng, self.max_tries = cost_fn, latency_fn, rng, max_tries
         self._costs: dict[Architecture, dict[str, float]] = {}
         self.scores: dict[Architecture, float] = {}  # memo, in scoring order
@@ -265,17 +298,18 @@ class _Evaluator:
         expand = arch.expand[:m] + (tuple(ratios),) + arch.expand[m + 1:]
         return Architecture(tuple(len(e) for e in expand), expand)
 
-    def repair(self, arch: Architecture) -> Optional[Architecture]:
-        """``arch`` itself if it fits, else a shrunk version that fits (None if none does)."""
-        while arch is not None and not self.fits(arch):
-            arch = self.shrink(arch)
-        return arch
+    def repair(self, arch: Architecture) -> Architecture:
+        """``arch`` itself if it fits, else a shrunk version that fits, else the floor (which fits)."""
+        current: Optional[Architecture] = arch
+        while current is not None and not self.fits(current):
+            current = self.shrink(current)
+        return self.floor if current is None else current
 
     def novel(self, make: Callable[[], Architecture], taken: set[Architecture]) -> Optional[Architecture]:
         """A feasible architecture from ``make`` (repaired) that is not in ``taken``, or None."""
         for _ in range(self.max_tries):
             arch = self.repair(make())
-            if arch is not None and arch not in taken:
+            if arch not in taken:
                 return arch
         return None
 
@@ -383,7 +417,7 @@ class SearchOptions:
 
 
 def evolution_search(space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost_fn: CostFn, *,
-                     latency_fn: Optional[LatencyFn] = None, seed: int = 0,
+                     latency_fn: Optional[LatencyFn] = None, fastest: Optional[Architecture] = None, seed: int = 0,
                      population: int = SearchOptions.population,
                      generations: int = SearchOptions.generations,
                      parents_ratio: float = SearchOptions.parents_ratio,
@@ -403,12 +437,12 @@ def evolution_search(space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost
     """
     opts = SearchOptions(population, generations, parents_ratio, mutation_ratio, mutate_prob, mutate_ramp,
                          crossover, max_evaluations, top_k, max_tries)
-    return _search("evolution", space, score_fn, budget, cost_fn, latency_fn, opts, seed, progress,
+    return _search("evolution", space, score_fn, budget, cost_fn, latency_fn, fastest, opts, seed, progress,
                    should_stop)
 
 
 def random_search(space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost_fn: CostFn, *,
-                  latency_fn: Optional[LatencyFn] = None, seed: int = 0,
+                  latency_fn: Optional[LatencyFn] = None, fastest: Optional[Architecture] = None, seed: int = 0,
                   population: int = SearchOptions.population,
                   generations: int = SearchOptions.generations,
                   parents_ratio: float = SearchOptions.parents_ratio,
@@ -427,16 +461,16 @@ def random_search(space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost_fn
     """
     opts = SearchOptions(population, generations, parents_ratio, mutation_ratio, mutate_prob, mutate_ramp,
                          crossover, max_evaluations, top_k, max_tries)
-    return _search("random", space, score_fn, budget, cost_fn, latency_fn, opts, seed, progress,
+    return _search("random", space, score_fn, budget, cost_fn, latency_fn, fastest, opts, seed, progress,
                    should_stop)
 
 
 def _search(strategy: str, space: SearchSpace, score_fn: ScoreFn, budget: Budget, cost_fn: CostFn,
-            latency_fn: Optional[LatencyFn], opts: SearchOptions, seed: int,
+            latency_fn: Optional[LatencyFn], fastest: Optional[Architecture], opts: SearchOptions, seed: int,
             progress: Optional[ProgressFn], should_stop: Optional[StopFn]) -> SearchResult:
-    budget.check_feasible(space, cost_fn, latency_fn)  # before any work
+    floor = budget.check_feasible(space, cost_fn, latency_fn, fastest)  # before any work
     rng = random.Random(seed)
-    ev = _Evaluator(space, score_fn, budget, cost_fn, latency_fn, rng, opts.max_tries)
+    ev = _Evaluator(space, score_fn, budget, cost_fn, latency_fn, rng, opts.max_tries, floor)
     planned = opts.evaluations
     rates = mutation_rates(space.num_stages, opts.mutate_prob, opts.mutate_ramp)
     start = time.perf_counter()
@@ -491,13 +525,14 @@ def _search(strategy: str, space: SearchSpace, score_fn: ScoreFn, budget: Budget
         best = max(_finite(ev.scores[a]) for a in ev.scores)
         history.append(Generation(index, len(ev.scores), len(batch), best, time.perf_counter() - start))
         report(progress, len(ev.scores) / planned,
-               f"{strategy} search: {len(ev.scores)}/{planned} architectures scored, best {best:.4f}")
+               f"searching: {len(ev.scores)}/{planned} architectures scored ({strategy}, generation "
+               f"{index + 1}), best {best:.4f}")
         index += 1
     candidates = [ev.pick(a) for a in ev.scores]
     fronts = {name: pareto_front(candidates, name) for name in COSTS
               if getattr(candidates[0], name) is not None}
     return SearchResult(strategy=strategy, budget=budget, seed=seed, picks=rank(candidates)[:opts.top_k],
-                        pareto=fronts["macs"], pareto_by_cost=fronts, evaluated=len(ev.scores),
+                        pareto=fronts[budget.front_cost], pareto_by_cost=fronts, evaluated=len(ev.scores),
                         history=history, candidates=candidates, exhausted=exhausted)
 
 
@@ -521,14 +556,18 @@ def search_zoo(zoo: "BlockZoo", budget: Budget, strategy: str = "evolution", *,
                seed: int = 0, progress: Optional[ProgressFn] = None,
                should_stop: Optional[StopFn] = None, prefix_cache: Optional["PrefixCache"] = None,
                **options: Any) -> SearchResult:
-    """Search ``zoo``'s space for the best architectures under ``budget`` by proxy score.
+    """Search ``zoo``'s space for the best architectures under ``budget`` by ``metric``.
 
-    Scores come from :func:`blockzoo.proxy.score_architectures`, one call per generation, all
+    ``metric`` is any signal of :mod:`blockzoo.signals` (a validation may have shown another one
+    ranks this zoo's data best); a lower-is-better one (``kd_loss``) is minimised, and every
+    point of the result carries the signal's own value. The proxy's signals come from
+    :func:`blockzoo.proxy.score_architectures`, one call per generation, all
     sharing one :class:`blockzoo.proxy.PrefixCache` (``prefix_cache``, else a new one with the
     default bound for this search): the features of a prefix of blocks are computed once per
     search, not once per generation. Costs come from the analytic cost model and, when given,
     latency from ``latency_table`` (measured on the device the network will run on; required
-    for ``max_latency_ms``). ``options`` go to :func:`evolution_search` / :func:`random_search`.
+    for ``max_latency_ms``). A zero-cost baseline is computed on the zoo's KD batches, MACs and
+    params by the cost model. ``options`` go to :func:`evolution_search` / :func:`random_search`.
     """
     from .proxy import PrefixCache, score_architectures
 
@@ -537,15 +576,76 @@ def search_zoo(zoo: "BlockZoo", budget: Budget, strategy: str = "evolution", *,
     if metric not in METRICS:
         raise ValueError(f"unknown search metric {metric!r}; known: {list(METRICS)}")
     space = zoo.space
-    latency_fn = None
+    latency_fn, fastest = None, None
     if latency_table is not None:
         latency_table.check_compatible(space, zoo.in_channels, zoo.num_classes)
-        latency_fn = latency_table.predict
+        latency_fn, fastest = latency_table.predict, latency_table.fastest()
     cache = PrefixCache() if prefix_cache is None else prefix_cache
+    planned = SearchOptions(**options).evaluations
+    scored = generations = 0
 
     def score_fn(archs: list[Architecture]) -> list[float]:
-        return [getattr(s, metric) for s in score_architectures(zoo, archs, should_stop=should_stop, cache=cache)]
+        # One call per generation, whose share of the search is len(archs) / planned: its
+        # distillation (most of the first generation's time) and its scoring report inside it.
+        nonlocal scored, generations
+        start, share = scored / planned, len(archs) / planned
+        generations += 1
+        distill_share = 0.8 if zoo.missing_blocks(archs) else 0.0
+
+        def within(low: float, high: float) -> Optional[ProgressFn]:
+            if progress is None:
+                return None
+            where = f"; generation {generations}"
+            return lambda f, message: report(progress, start + share * (low + (high - low) * f), message + where)
+
+        zoo.ensure_blocks(archs, progress=within(0.0, distill_share), should_stop=should_stop)
+        scores = score_architectures(zoo, archs, should_stop=should_stop, cache=cache,
+                                     progress=within(distill_share, 1.0))
+        scored += len(archs)
+        return [getattr(s, metric) for s in scores]
+
+    signal = get_signal(metric)
+    if signal.source != "proxy":
+        score_fn = _signal_score_fn(zoo, signal, should_stop)
+
+    def oriented_score_fn(archs: list[Architecture]) -> list[float]:  # higher is better inside the search
+        return [value if signal.higher_is_better else -value for value in score_fn(archs)]
 
     search = evolution_search if strategy == "evolution" else random_search
-    return search(space, score_fn, budget, blockwise_cost_fn(space, zoo.in_channels, zoo.num_classes),
-                  latency_fn=latency_fn, seed=seed, progress=progress, should_stop=should_stop, **options)
+    result = search(space, oriented_score_fn, budget, blockwise_cost_fn(space, zoo.in_channels, zoo.num_classes),
+                    latency_fn=latency_fn, fastest=fastest, seed=seed, progress=progress, should_stop=should_stop,
+                    **options)
+    return _as_measured(signal, result)
+
+
+def _signal_score_fn(zoo: "BlockZoo", signal: Signal, should_stop: Optional[StopFn]) -> ScoreFn:
+    """Scores of a signal other than the proxy's: a zero-cost baseline on the zoo's KD batches
+    (computed as ``blockzoo.pipeline.score_on_zoo`` computes it, so the values agree with the
+    zoo's scores), or an analytic cost."""
+    if signal.name in COST_SIGNALS:
+        cost_fn = blockwise_cost_fn(zoo.space, zoo.in_channels, zoo.num_classes)
+        return lambda archs: [float(getattr(cost_fn(a), signal.name)) for a in archs]
+    from .zerocost import score_zero_cost
+
+    batches = list(zip(zoo.kd_data.batches(), zoo.kd_data.label_batches()))
+
+    def score_fn(archs: list[Architecture]) -> list[float]:
+        return [s[signal.name] for s in score_zero_cost(zoo.space, archs, [signal.name], batches, zoo.in_channels,
+                                                        zoo.num_classes, should_stop=should_stop)]
+
+    return score_fn
+
+
+def _as_measured(signal: Signal, result: SearchResult) -> SearchResult:
+    """A search of a lower-is-better signal ran on negated values: give its points their own values
+    back (the order of picks and fronts stays the search's: best first)."""
+    if signal.higher_is_better:
+        return result
+
+    def flip(picks: list[Pick]) -> list[Pick]:
+        return [replace(p, score=-p.score) for p in picks]
+
+    return replace(result, picks=flip(result.picks), pareto=flip(result.pareto),
+                   pareto_by_cost={name: flip(front) for name, front in result.pareto_by_cost.items()},
+                   candidates=flip(result.candidates),
+                   history=[replace(g, best_score=-g.best_score) for g in result.history])

@@ -131,12 +131,14 @@ class SearchSpace:
                 f"unknown search-space field(s) {sorted(unknown)}; allowed: {sorted(known)}"
             )
         values = dict(data)
-        for key in ("widths", "strides", "activations", "use_se", "depth_choices", "expand_choices"):
-            if key in values:
-                values[key] = tuple(values[key])
         try:
+            for key in ("widths", "strides", "activations", "use_se", "depth_choices", "expand_choices"):
+                if key in values:
+                    values[key] = tuple(values[key])
             return cls(**values)
-        except TypeError as exc:  # missing required fields
+        except ArchitectureError:
+            raise
+        except (TypeError, ValueError) as exc:  # missing fields, or values of the wrong type (null, text)
             raise ArchitectureError(f"invalid search space: {exc}") from None
 
     # --- structure -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from torch import nn
 
 from .data import augment, shuffled_batches
 from .files import atomic_path
-from .progress import ProgressFn, StopFn, check_stop, report
+from .progress import ProgressFn, StopFn, Ticker, check_stop, report
 from .recipe import Recipe, optimizer_problems
 
 
@@ -71,7 +71,8 @@ class TrainResult:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(net: nn.Module, batches: Sequence[torch.Tensor]) -> nn.Module:
+def recalibrate_batchnorm(net: nn.Module, batches: Sequence[torch.Tensor],
+                          progress: Optional[ProgressFn] = None) -> nn.Module:
     """Reset BN statistics of ``net`` (in place) to their cumulative average over ``batches``.
 
     Running averages lag behind fast-moving weights, so a short training run evaluated with
@@ -84,8 +85,11 @@ def recalibrate_batchnorm(net: nn.Module, batches: Sequence[torch.Tensor]) -> nn
         bn.momentum = None  # cumulative moving average
     was_training = net.training
     net.train()
-    for x in batches:
+    ticker = Ticker()
+    for i, x in enumerate(batches):
         net(x)
+        if progress is not None and (ticker.due() or i + 1 == len(batches)):
+            report(progress, (i + 1) / len(batches), f"precise BN: batch {i + 1}/{len(batches)}")
     for bn, momentum in zip(bns, saved):
         bn.momentum = momentum
     net.train(was_training)
@@ -112,7 +116,8 @@ def _param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> float:
+def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128,
+             progress: Optional[ProgressFn] = None) -> float:
     """Top-1 accuracy of ``net`` (eval mode) on a whole split held as tensors."""
     if len(y) == 0:
         return float("nan")
@@ -120,12 +125,27 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     net.eval()
     device = next(net.parameters()).device
     correct = 0
+    ticker = Ticker()
     # Batches of ~128 keep activations in cache; far larger calls are slower (Speed notes).
     for start in range(0, len(y), batch_size):
         logits = net(channels_last(x[start:start + batch_size].to(device)))
         correct += int((logits.argmax(1).cpu() == y[start:start + batch_size].cpu()).sum())
+        done = min(start + batch_size, len(y))
+        if progress is not None and (ticker.due() or done == len(y)):
+            report(progress, done / len(y), f"evaluating: {done}/{len(y)} test images")
     net.train(was_training)
     return correct / len(y)
+
+
+def _load_checkpoint(checkpoint: Optional[Path], device: torch.device) -> Optional[dict]:
+    """The saved training state, or None. A concurrent run of the same job may finish and remove
+    the file between the check and the read: then this run starts from scratch (same result)."""
+    if checkpoint is None:
+        return None
+    try:
+        return torch.load(checkpoint, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        return None
 
 
 def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, recipe: TrainRecipe, *,
@@ -133,7 +153,12 @@ def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
                   checkpoint: Optional[Path] = None, device: Optional[torch.device] = None,
                   progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None,
                   ) -> TrainResult:
-    """Train ``net`` in place with ``recipe``; returns test accuracy (NaN without a test split)."""
+    """Train ``net`` in place with ``recipe``; returns test accuracy (NaN without a test split).
+
+    ``progress`` hears three phases, ``training`` (step, loss), ``precise BN`` and ``evaluating``,
+    at least once a second each; its fraction weighs them by the images each one computes
+    (a training image counts three times: forward and backward).
+    """
     device = device or default_device()
     net.to(device)
     if x_train.dim() == 4:
@@ -147,12 +172,29 @@ def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
                                 momentum=recipe.momentum, nesterov=recipe.momentum > 0)
     generator = torch.Generator(device=device).manual_seed(recipe.seed)
     step, started = 0, time.perf_counter()
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    # A resumed run reports the whole run: the seconds before the checkpoint count, and when no
+    # step is left to run, the last epoch's accuracy is the checkpointed one.
+    seconds_before, epoch_accuracy = 0.0, 0.0
+    state = _load_checkpoint(checkpoint, device)
+    if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
         step = int(state["step"])
+        seconds_before = float(state.get("seconds", 0.0))
+        epoch_accuracy = float(state.get("epoch_accuracy", 0.0))
+
+    evaluated = x_test is not None and y_test is not None
+    train_work = 3 * total_steps * recipe.batch_size
+    bn_work = min(recipe.precise_bn_batches * recipe.batch_size, len(y_train))
+    test_work = len(y_test) if evaluated else 0  # type: ignore[arg-type]
+    all_work = max(1, train_work + bn_work + test_work)
+
+    def in_share(start: int, size: int) -> Optional[ProgressFn]:
+        """``progress`` for a phase whose work is ``start .. start + size`` of the whole."""
+        if progress is None:
+            return None
+        return lambda fraction, message: report(progress, (start + fraction * size) / all_work, message)
 
     def lr_at(s: int) -> float:
         if s < warmup_steps:
@@ -162,6 +204,7 @@ def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
 
     net.train()
     correct = seen = 0
+    ticker = Ticker()
     while step < total_steps:
         correct = seen = 0
         for index in shuffled_batches(len(y_train), recipe.batch_size, generator, drop_last=False):
@@ -182,18 +225,22 @@ def train_network(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             step += 1
-            if step % 20 == 0 or step == total_steps:
-                report(progress, step / total_steps,
-                       f"step {step}/{total_steps} loss {loss.item():.3f}")
+            if progress is not None and (ticker.due() or step == total_steps):
+                report(progress, 3 * step * recipe.batch_size / all_work,
+                       f"training: step {step}/{total_steps} loss {loss.item():.3f}")
+        epoch_accuracy = correct / max(seen, 1)
         if checkpoint is not None:
             # torch.save refuses a file name without a stem (".tmp-x"): keep an extension.
             with atomic_path(checkpoint, suffix=".pt") as tmp:
                 torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                            "generator": generator.get_state(), "step": step}, tmp)
+                            "generator": generator.get_state(), "step": step, "epoch_accuracy": epoch_accuracy,
+                            "seconds": seconds_before + time.perf_counter() - started}, tmp)
         check_stop(should_stop)
     if recipe.precise_bn_batches:
         order = torch.randperm(len(y_train), generator=generator, device=generator.device).to(device)
         chunks = order[: recipe.precise_bn_batches * recipe.batch_size].split(recipe.batch_size)
-        recalibrate_batchnorm(net, [channels_last(x_train[index]) for index in chunks])
-    test_accuracy = evaluate(net, x_test, y_test) if x_test is not None and y_test is not None else float("nan")
-    return TrainResult(test_accuracy, correct / max(seen, 1), step, time.perf_counter() - started)
+        recalibrate_batchnorm(net, [channels_last(x_train[index]) for index in chunks],
+                              progress=in_share(train_work, bn_work))
+    test_accuracy = (evaluate(net, x_test, y_test, progress=in_share(train_work + bn_work, test_work))
+                     if evaluated else float("nan"))
+    return TrainResult(test_accuracy, epoch_accuracy, step, seconds_before + time.perf_counter() - started)

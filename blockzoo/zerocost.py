@@ -335,7 +335,7 @@ def score_zero_cost(space: SearchSpace, archs: Sequence[Architecture | dict | st
     for i, a in enumerate(archs):
         check_stop(should_stop)
         arch = space.parse(a)
-        report(progress, i / max(1, len(archs)), f"zero-cost proxies of {arch.id}")
+        report(progress, i / max(1, len(archs)), f"zero-cost: {i}/{len(archs)} architectures, now {arch.id}")
         with torch.random.fork_rng(devices=[]):  # init runs on the CPU generator, then moves
             torch.manual_seed(seed)
             net = build_network(space, arch, in_channels, num_classes)
@@ -348,7 +348,7 @@ def score_zero_cost(space: SearchSpace, archs: Sequence[Architecture | dict | st
             seconds[name] = time.perf_counter() - start
             values[name], nonfinite[name] = m.value, m.nonfinite
         results.append(ZeroCostScores(arch.id, values, nonfinite, seconds))
-    report(progress, 1.0, f"zero-cost proxies of {len(results)} architectures done")
+    report(progress, 1.0, f"zero-cost: {len(results)}/{len(archs)} architectures")
     return results
 
 

@@ -37,6 +37,7 @@ from .distill import (
     teacher_features,
 )
 from .files import atomic_path, file_sha256, write_atomic
+from .memory import release_free_memory
 from .nets import Network, build_block, build_network, init_weights
 from .progress import ProgressFn, StopFn, check_stop, report
 from .remap import remap_block, reorder_channels
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 MANIFEST_VERSION = 2
 READABLE_MANIFEST_VERSIONS = (1, 2)
 BlockKey = tuple[int, tuple[int, ...]]  # (stage index, expansion ratios)
+# What a loaded block weighs beyond its tensors: its module objects and the proxy's working copy
+# of it (measured on mbv3-tiny, about 0.45 MB a block); counted against the block cache's bound.
+BLOCK_OBJECT_BYTES = 512 * 1024
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -93,13 +97,10 @@ class KDData:
     @classmethod
     def select(cls, x: torch.Tensor, y: torch.Tensor, recipe: DistillRecipe) -> "KDData":
         """Draw T KD batches and the held-out batches from training tensors, seeded by the recipe."""
-        needed = (recipe.batches + recipe.heldout_batches) * recipe.batch_size
-        if needed > len(x):
-            raise ValueError(
-                f"the recipe needs {needed} training images ({recipe.batches} KD + "
-                f"{recipe.heldout_batches} held-out batches of {recipe.batch_size}) but the dataset "
-                f"has {len(x)}; lower batches or batch_size"
-            )
+        problem = recipe.training_images_problem(len(x))
+        if problem:
+            raise ValueError(problem)
+        needed = recipe.training_images_needed
         generator = torch.Generator().manual_seed(recipe.seed)
         order = torch.randperm(len(x), generator=generator)[:needed]
         kd, held = order[:recipe.batches * recipe.batch_size], order[recipe.batches * recipe.batch_size:]
@@ -144,9 +145,15 @@ class BlockZoo:
         self._kd: Optional[KDData] = None
         self._teachers: Optional[list[StageTeacher]] = None
         self._heldout_teachers: Optional[list[StageTeacher]] = None
-        self._block_cache: OrderedDict[BlockKey, nn.Sequential] = OrderedDict()
+        self._block_cache: OrderedDict[BlockKey, tuple[nn.Sequential, int]] = OrderedDict()  # block, bytes
+        self._block_cache_nbytes = 0
         self._stats_cache: dict[BlockKey, DistillStats] = {}  # a block's KD stats never change once stored
         self.block_cache_size = 2048
+        self.block_cache_bytes: Optional[int] = None  # also bound the loaded blocks by their tensors' bytes
+        # Blocks made and trained at once when distilling: a stage can have hundreds missing, and
+        # each group is persisted and freed before the next is made.
+        self.distill_group = 64
+        self.distill_memory_bytes: Optional[int] = None  # the stacked engine's activation budget per chunk
         self.distilled_count = 0  # blocks distilled by this instance (lazy builds count here)
 
     # --- creation and opening ----------------------------------------------------------
@@ -263,18 +270,46 @@ class BlockZoo:
         return self._stats_cache[key]
 
     def load_block(self, stage: int, expand: tuple[int, ...]) -> nn.Sequential:
-        """A distilled block (cached in memory; callers must not train it)."""
+        """A distilled block (cached in memory, least recently used out first; callers must not train it)."""
         key = (stage, tuple(expand))
         if key in self._block_cache:
             self._block_cache.move_to_end(key)
-            return self._block_cache[key]
+            return self._block_cache[key][0]
         block = build_block(self.space, stage, expand)
         block.load_state_dict(load_file(str(self.block_path(stage, expand))))
         block.to(self.device).to(memory_format=torch.channels_last)
-        self._block_cache[key] = block
-        while len(self._block_cache) > self.block_cache_size:
-            self._block_cache.popitem(last=False)
+        nbytes = (sum(t.nbytes for t in block.parameters()) + sum(t.nbytes for t in block.buffers())
+                  + BLOCK_OBJECT_BYTES)
+        self._block_cache[key] = (block, nbytes)
+        self._block_cache_nbytes += nbytes
+        self._trim_block_cache()
         return block
+
+    def limit_memory(self, max_bytes: int) -> None:
+        """Bound this zoo's memory: at most ``max_bytes`` of loaded blocks (least recently used out
+        first) and, when distilling, stacked chunks of at most ``max_bytes / 4`` of activations.
+
+        Scoring many architectures touches many blocks (mbv3-tiny's 3,900 weigh 1.2 GiB); a block
+        that left the cache is loaded again from its file when needed, and a block's distillation
+        does not depend on its chunk (bit-identical with one torch thread, to rounding with several:
+        ``blockzoo.distill.stacked``), so scores do not change.
+        """
+        self.block_cache_bytes = max_bytes
+        self.distill_memory_bytes = max(max_bytes // 4, 16 * 1024**2)
+        self._trim_block_cache()
+
+    def _trim_block_cache(self) -> None:
+        # The block just added stays, even alone past the bound: it is in use.
+        while len(self._block_cache) > 1 and (
+                len(self._block_cache) > self.block_cache_size
+                or (self.block_cache_bytes is not None and self._block_cache_nbytes > self.block_cache_bytes)):
+            _, (_, nbytes) = self._block_cache.popitem(last=False)
+            self._block_cache_nbytes -= nbytes
+
+    def _forget_block(self, key: BlockKey) -> None:
+        cached = self._block_cache.pop(key, None)
+        if cached is not None:
+            self._block_cache_nbytes -= cached[1]
 
     def initial_block(self, stage: int, expand: tuple[int, ...]) -> nn.Sequential:
         """A block before KD: PR weights, or a seeded random init for the KD-only ablation."""
@@ -303,22 +338,36 @@ class BlockZoo:
         """Distil the given blocks per stage, persisting each chunk before the next; returns the count."""
         total = sum(len(v) for v in wanted.values())
         done = 0
-        for stage, expands in sorted(wanted.items()):
-            blocks = {expand: self.initial_block(stage, expand) for expand in expands}
+        stages = self.space.num_stages
+        for stage, all_expands in sorted(wanted.items()):
+            # A group at a time: each block is trained as in any other group (the engines' results do
+            # not depend on a block's companions), and only a group's blocks are in memory.
+            for start in range(0, len(all_expands), self.distill_group):
+                expands = all_expands[start:start + self.distill_group]
+                report(progress, done / max(total, 1),
+                       f"distilling: {done}/{total} blocks, preparing {len(expands)} of stage {stage + 1}/{stages}")
+                blocks = {expand: self.initial_block(stage, expand) for expand in expands}
 
-            def persist(chunk: dict, stage: int = stage, blocks: dict = blocks) -> None:
-                nonlocal done
-                for expand, stats in chunk.items():
-                    atomic_save(blocks[expand].state_dict(), self.block_path(stage, expand), stats.to_metadata())
-                    self._block_cache.pop((stage, expand), None)
-                    self._stats_cache.pop((stage, expand), None)  # re-read: as any other process reads it
-                done += len(chunk)
-                self.distilled_count += len(chunk)
-                report(progress, done / max(total, 1), f"distilled {done}/{total} blocks (stage {stage + 1})")
+                def persist(chunk: dict, stage: int = stage, blocks: dict = blocks) -> None:
+                    nonlocal done
+                    for expand, stats in chunk.items():
+                        atomic_save(blocks[expand].state_dict(), self.block_path(stage, expand), stats.to_metadata())
+                        self._forget_block((stage, expand))
+                        self._stats_cache.pop((stage, expand), None)  # re-read: as any other process reads it
+                    done += len(chunk)
+                    self.distilled_count += len(chunk)
+                    report(progress, done / max(total, 1),
+                           f"distilling: {done}/{total} blocks (stage {stage + 1}/{stages})")
 
-            check_stop(should_stop)
-            engine = distill_stacked if self.recipe.engine == "stacked" else distill_blocks
-            engine(blocks, self.teacher(stage), self.recipe, should_stop, on_chunk_done=persist)
+                check_stop(should_stop)
+                if self.recipe.engine == "stacked":
+                    budget = {} if self.distill_memory_bytes is None else {"memory_budget": self.distill_memory_bytes}
+                    distill_stacked(blocks, self.teacher(stage), self.recipe, should_stop, on_chunk_done=persist,
+                                    **budget)
+                else:
+                    distill_blocks(blocks, self.teacher(stage), self.recipe, should_stop, on_chunk_done=persist)
+                del blocks
+                release_free_memory()  # the group's training tensors: back to the OS before the next group
         return done
 
     def ensure_blocks(self, archs: Iterable[Architecture], progress: Optional[ProgressFn] = None,

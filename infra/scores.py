@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from blockzoo.cost_model import cost
-from blockzoo.pipeline import PROXY_METRICS
+from blockzoo.latency.table import LatencyTable as LookupTable
+from blockzoo.pipeline import PROXY_METRICS, ZERO_COST_BASELINES
 from blockzoo.space import Architecture, SearchSpace
 
 from infra.db.models import Zoo
@@ -19,7 +20,7 @@ PROXY_METRIC = PROXY_METRICS[0]  # "proxy_accuracy", always computed and answere
 # Beyond proxy_accuracy, a request may ask for the proxy's extra signals and the zero-cost
 # baselines of DESIGN §4 (blockzoo.zerocost); macs and params are always included.
 ZOO_METRICS = PROXY_METRICS[1:]
-BASELINE_METRICS = ("gradnorm", "snip", "fisher", "synflow", "naswot", "l2norm")
+BASELINE_METRICS = ZERO_COST_BASELINES  # the CLI's `score --metrics` takes the same names
 
 
 def missing(values: dict[tuple[str, str], float | None], arch_ids: Sequence[str], metrics: Sequence[str]) -> bool:
@@ -27,12 +28,16 @@ def missing(values: dict[tuple[str, str], float | None], arch_ids: Sequence[str]
 
 
 def result_body(zoo: Zoo, space: SearchSpace, archs: Sequence[Architecture], metrics: Sequence[str],
-                values: dict[tuple[str, str], float | None], job_id: str | None) -> dict[str, Any]:
+                values: dict[tuple[str, str], float | None], job_id: str | None,
+                latency: LookupTable | None = None, latency_table_id: str | None = None) -> dict[str, Any]:
+    """The answer; with a latency table (checked to fit the zoo), each item's predicted ``latency_ms``."""
     items = []
     for arch in archs:
         c = cost(space, arch, in_channels=zoo.in_channels, num_classes=zoo.num_classes)
         items.append({
             "arch_id": arch.id, "architecture": arch.to_dict(), "proxy_accuracy": values.get((arch.id, PROXY_METRIC)),
-            "macs": c.macs, "params": c.params, "metrics": {m: values.get((arch.id, m)) for m in metrics},
+            "macs": c.macs, "params": c.params, "latency_ms": latency.predict(arch) if latency else None,
+            "metrics": {m: values.get((arch.id, m)) for m in metrics},
         })
-    return {"zoo_id": zoo.id, "job_id": job_id, "items": items}
+    return {"zoo_id": zoo.id, "job_id": job_id, "latency_table_id": latency_table_id if latency else None,
+            "items": items}

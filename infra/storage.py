@@ -3,8 +3,11 @@
     <data>/datasets/<content_hash>/   normalised dataset stores (written by blockzoo.data)
     <data>/zoos/<zoo_id>/              a BlockZoo: reference weights (or the uploaded ones,
                                        reference.uploaded.safetensors), distilled blocks,
-                                       exports/<arch_id>.safetensors, finetunes/<finetune_id>.safetensors
+                                       exports/<arch_id>.{safetensors,pt2,onnx}, finetunes/<finetune_id>.safetensors,
+                                       groundtruth/ (validation trainings: cache, checkpoints),
+                                       validations/<validation_id>.png
     <data>/uploads/                    uploads in flight (deleted after import, even on failure)
+    <data>/latency_tables/<id>.json    latency lookup tables (uploaded or measured by a job)
 
 Rows store paths relative to the data directory; every path is resolved and checked to stay
 inside it, so a crafted id or a row edited by hand cannot reach other files.
@@ -22,7 +25,7 @@ UPLOADED_REFERENCE = "reference.uploaded.safetensors"
 class Storage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().resolve()
-        for sub in ("datasets", "zoos", "uploads"):
+        for sub in ("datasets", "zoos", "uploads", "latency_tables"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     @property
@@ -43,12 +46,20 @@ class Storage:
         """Reference weights a user uploaded for a zoo: the build job takes them instead of training."""
         return self.resolve(f"{zoo_path}/{UPLOADED_REFERENCE}")
 
-    def export_path(self, zoo_path: str, arch_id: str) -> Path:
-        """The weights of an assembled architecture, written once by an ``export`` job."""
-        return self.resolve(f"{zoo_path}/exports/{arch_id}.safetensors")
+    def export_path(self, zoo_path: str, arch_id: str, file_format: str = "safetensors") -> Path:
+        """An assembled architecture as ``file_format`` (safetensors, pt2, onnx), written once by an ``export`` job."""
+        return self.resolve(f"{zoo_path}/exports/{arch_id}.{file_format}")
 
     def finetune_weights_path(self, zoo_path: str, finetune_id: str) -> Path:
         return self.resolve(f"{zoo_path}/finetunes/{finetune_id}.safetensors")
+
+    def validation_plot_path(self, zoo_path: str, validation_id: str) -> Path:
+        """A validation's plot, drawn by its report job (its trainings are cached in ``groundtruth/``)."""
+        return self.resolve(f"{zoo_path}/validations/{validation_id}.png")
+
+    def latency_table_path(self, table_id: str) -> Path:
+        """A latency table's JSON file, written once (upload or measuring job), removed with its row."""
+        return self.resolve(f"latency_tables/{table_id}.json")
 
     def relative(self, path: Path) -> str:
         return Path(path).resolve().relative_to(self.root).as_posix()

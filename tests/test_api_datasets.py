@@ -101,7 +101,8 @@ def test_bad_upload_is_400_with_the_readers_message(server: LiveServer, key: str
 
 def test_malformed_requests_are_400(server: LiveServer, key: str) -> None:
     with server.client(key) as c:
-        assert_error(c.post("/v1/datasets", files={"other": ("a.txt", b"small")}), 400, "invalid_input", "no 'file'")
+        assert_error(c.post("/v1/datasets", files={"other": ("a.txt", b"small")}), 400, "invalid_input",
+                     "missing field 'file'", "'other'")
         assert_error(c.post("/v1/datasets", json={"file": "x"}), 400, "invalid_input", "multipart/form-data")
     assert _uploads_left(server) == []
 

@@ -35,7 +35,7 @@ def torch_libraries(pid: int | str) -> list[str]:
 
 
 def _use_the_api_without_jobs(url: str, key: str) -> None:
-    """Requests the API answers in-process: docs, probes, spaces, cost, the built-in datasets."""
+    """Requests the API answers in-process: docs, probes, spaces, cost, the built-in datasets, latency tables."""
     auth = {"Authorization": f"Bearer {key}"}
     for path in ("/docs", "/openapi.json", "/ready", "/v1/spaces", "/v1/spaces/mbv3-tiny", "/v1/datasets/builtin"):
         assert httpx.get(f"{url}{path}", headers=auth, timeout=60).status_code == 200, path
@@ -44,6 +44,17 @@ def _use_the_api_without_jobs(url: str, key: str) -> None:
     assert r.status_code == 200, r.text
     r = httpx.post(f"{url}/v1/datasets/builtin", headers=auth, timeout=120, json={"name": "digits"})
     assert r.status_code == 201, r.text
+    # A latency table is checked and summarised (fastest and largest predicted latency) in-process, too.
+    from blockzoo.latency.table import LatencyTable
+    from blockzoo.space import get_space
+
+    space = get_space("mbv3-tiny")
+    table = LatencyTable(space, 1, 10, prefix_ms=0.1, head_ms=0.1,
+                         blocks={(m, e): 0.01 * len(e) for m in range(space.num_stages) for e in space.stage_blocks(m)})
+    r = httpx.post(f"{url}/v1/latency-tables", headers=auth, timeout=60, content=table.to_json())
+    assert r.status_code == 201, r.text
+    assert httpx.get(f"{url}/v1/latency-tables/{r.json()['id']}", headers=auth, timeout=60,
+                     params={"include_table": True}).status_code == 200
 
 
 @pytest.fixture(scope="module")

@@ -183,13 +183,18 @@ def test_zoo_errors(deployment: Deployment) -> None:
         assert other.get("/v1/zoos").json()["total"] == 0
 
     with server.client(key) as c:
-        # A build that fails says why, on the job and on the zoo, and the zoo refuses work.
+        # A recipe the dataset cannot feed is refused at the door, naming the fix.
+        assert_error(c.post("/v1/zoos", json={"dataset_id": dataset["id"], **SHORT_RECIPE,
+                                              "reference": {"epochs": 0.1}, "distill": {"batches": 500}}),
+                     422, "invalid_recipe", "lower batches or batch_size")
+        # A build that ends without finishing says why, on the job and on the zoo, and the zoo refuses work.
         failing = c.post("/v1/zoos", json={"dataset_id": dataset["id"], **SHORT_RECIPE,
-                                           "reference": {"epochs": 0.1}, "distill": {"batches": 500}}).json()
-        job = wait_for_job(c, failing["job"]["id"], timeout_s=300)
-        assert job["state"] == "failed" and "lower batches or batch_size" in job["error"]
+                                           "reference": {"epochs": 50, "batch_size": 64}}).json()
+        assert c.post(f"/v1/jobs/{failing['job']['id']}/cancel").status_code == 200
+        job = wait_for_job(c, failing["job"]["id"], timeout_s=120)
+        assert job["state"] == "cancelled"
         broken = c.get(f"/v1/zoos/{failing['zoo']['id']}").json()
-        assert broken["state"] == "failed" and "lower batches" in broken["error"]
+        assert broken["state"] == "failed" and "cancelled" in broken["error"]
         assert_error(c.post(f"/v1/zoos/{broken['id']}/scores", json={"architectures": ["d11111-e2.2.2.2.2"]}),
                      409, "conflict", "failed to build")
         assert c.delete(f"/v1/zoos/{broken['id']}").status_code == 204

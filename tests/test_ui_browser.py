@@ -347,7 +347,7 @@ def test_a_running_job_is_cancelled_from_the_jobs_page(page, served: Served, sea
     page.locator(".card", has=page.get_by_role("heading", name="Picks (best first)")).locator("tbody tr").first \
         .get_by_role("button", name="Fine-tune").click()
     form = page.locator("form[data-form=finetune]")
-    form.locator("input[name=epochs]").fill("500")
+    form.locator("input[name=epochs]").fill("300")
     form.get_by_role("button", name="Start fine-tune").click()
     expect(page).to_have_url(re.compile(r"#/finetunes/ft_\w+$"))
     finetune_id = page.url.rsplit("/", 1)[1]

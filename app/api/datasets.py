@@ -8,7 +8,8 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import OwnerDep, RuntimeDep, SessionDep
-from app.schemas.common import Page, errors
+from app.api.rate_limit import RateLimited
+from app.schemas.common import Page, PageLimit, PageOffset, errors
 from app.schemas.datasets import BuiltinDatasetOut, BuiltinDatasetRequest, DatasetOut
 from app.services import datasets as datasets_service
 from app.services.uploads import receive_upload
@@ -46,8 +47,17 @@ _UPLOAD_BODY = {
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut,
-             responses=errors(400, 401, 413, 422), openapi_extra={"requestBody": _UPLOAD_BODY})
-async def upload_dataset(request: Request, owner: OwnerDep, session: SessionDep, runtime: RuntimeDep) -> DatasetOut:
+             responses=errors(400, 401, 413, 422, 429), openapi_extra={"requestBody": _UPLOAD_BODY},
+             dependencies=[RateLimited])
+async def upload_dataset(
+    request: Request, owner: OwnerDep, session: SessionDep, runtime: RuntimeDep,
+    # Read by receive_upload for a raw application/octet-stream body (a form sends them as fields).
+    filename: Annotated[str | None, Query(description="Raw body: the file's name (its suffix helps the "
+                                          "format detection).", examples=["data.npz"])] = None,
+    name: Annotated[str | None, Query(description="Raw body: display name.")] = None,
+    format_: Annotated[str | None, Query(alias="format", description="Raw body: force a reader (npz, idx, "
+                                         "imagefolder, cifar-10, cifar-100).")] = None,
+) -> DatasetOut:
     """Upload a dataset file (multipart field `file`, streamed to disk, size-capped) and import it.
 
     Example: `curl -H "Authorization: Bearer $KEY" -F file=@mnist.zip http://127.0.0.1:8000/v1/datasets`.
@@ -59,7 +69,7 @@ async def upload_dataset(request: Request, owner: OwnerDep, session: SessionDep,
 
 
 @router.post("/builtin", status_code=status.HTTP_201_CREATED, response_model=DatasetOut,
-             responses=errors(400, 401, 422))
+             responses=errors(400, 401, 422, 429), dependencies=[RateLimited])
 def import_builtin_dataset(owner: OwnerDep, session: SessionDep, runtime: RuntimeDep,
                            body: BuiltinDatasetRequest) -> DatasetOut:
     """Import a built-in dataset (digits, fashion-mnist when installed, synthetic)."""
@@ -76,8 +86,8 @@ def list_builtin_datasets(_owner: OwnerDep) -> list[BuiltinDatasetOut]:
 @router.get("", response_model=Page[DatasetOut], responses=errors(401))
 def list_datasets(
     owner: OwnerDep, session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> Page[DatasetOut]:
     """Your datasets, newest first."""
     items, total = datasets_service.list_page(session, owner, limit, offset)

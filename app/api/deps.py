@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.services import auth
+from app.services import jobs as jobs_service
 from infra.db.models import Owner
 from infra.runtime import Runtime
 
@@ -27,16 +29,21 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
     """One transaction per request: committed when the endpoint returns, rolled back when it raises.
 
-    Jobs the request submitted are enqueued by that commit (``infra.job_queue``). A service that
+    Jobs the request submitted are enqueued by that commit (``infra.job_queue``); if the job
+    backend refused one, the response is a 503 (the job was ended as failed). A service that
     waits on a job commits before it waits, so that the job can run.
     """
     with runtime.session_factory() as session:
         try:
             yield session
         except BaseException:
-            session.rollback()
+            try:
+                session.rollback()
+            except SQLAlchemyError:  # the connection is gone, and the transaction with it: the first error stands
+                pass
             raise
         session.commit()
+        jobs_service.raise_if_not_enqueued(session)
 
 
 # scope="function": the commit runs before the response is sent, so a client that reads what it

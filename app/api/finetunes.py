@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import FileResponse
 
 from app.api.deps import OwnerDep, RuntimeDep, SessionDep
-from app.schemas.common import Page, errors
+from app.api.rate_limit import RateLimited
+from app.api.links import LinkOwnerDep
+from app.schemas.common import Page, PageLimit, PageOffset, errors
 from app.schemas.finetunes import FinetuneCreate, FinetuneOut
 from app.services import finetunes as finetunes_service
 
@@ -18,7 +20,7 @@ FinetuneId = Annotated[str, Path(examples=["ft_3c9e0d1f2a4b5c6d7e8f"])]
 
 
 @router.post("/zoos/{zoo_id}/finetunes", status_code=status.HTTP_202_ACCEPTED, response_model=FinetuneOut,
-             responses=errors(401, 404, 409, 422))
+             responses=errors(401, 404, 409, 422, 429), dependencies=[RateLimited])
 def create_finetune(owner: OwnerDep, session: SessionDep,
                     zoo_id: Annotated[str, Path(examples=["zoo_5f0c1e9a2b7d4c31a8e6"])],
                     body: FinetuneCreate) -> FinetuneOut:
@@ -36,8 +38,8 @@ def create_finetune(owner: OwnerDep, session: SessionDep,
 @router.get("/finetunes", response_model=Page[FinetuneOut], responses=errors(401))
 def list_finetunes(
     owner: OwnerDep, session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
     zoo_id: str | None = None,
 ) -> Page[FinetuneOut]:
     """Your fine-tunes, newest first (`zoo_id` filters)."""
@@ -52,11 +54,19 @@ def get_finetune(owner: OwnerDep, session: SessionDep, finetune_id: FinetuneId) 
     return FinetuneOut(**finetunes_service.view(session, finetunes_service.get(session, owner, finetune_id)))
 
 
+@router.delete("/finetunes/{finetune_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               responses=errors(401, 404, 409))
+def delete_finetune(owner: OwnerDep, session: SessionDep, runtime: RuntimeDep, finetune_id: FinetuneId) -> Response:
+    """Delete a fine-tune and its weights file (409 while its job is queued or running: cancel it first)."""
+    finetunes_service.delete(session, runtime, owner, finetune_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("/finetunes/{finetune_id}/weights", response_class=FileResponse,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "safetensors of the fine-tuned model (load into build_network)."},
                        **errors(401, 404, 409)})
-def download_finetune_weights(owner: OwnerDep, session: SessionDep, runtime: RuntimeDep,
+def download_finetune_weights(owner: LinkOwnerDep, session: SessionDep, runtime: RuntimeDep,
                               finetune_id: FinetuneId) -> Response:
     """The fine-tuned weights (409 until the fine-tune succeeded).
 

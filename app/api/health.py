@@ -24,8 +24,8 @@ class Ready(BaseModel):
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
-    """The process is up."""
+async def health() -> Health:
+    """The process is up (answered on the event loop: never queued behind work in the threadpool)."""
     return Health(status="ok")
 
 

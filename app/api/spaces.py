@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 from blockzoo.space import Architecture, SearchSpace
 
 from app.api.deps import OwnerDep
-from app.schemas.common import Page, errors
+from app.schemas.common import Page, PageLimit, PageOffset, errors
 from app.schemas.spaces import ArchitectureOut, SpaceDetail, SpaceSummary
 from app.services import spaces as spaces_service
 
@@ -27,8 +27,8 @@ def _arch(arch: Architecture) -> ArchitectureOut:
 @router.get("", response_model=Page[SpaceSummary], responses=errors(401))
 def list_spaces(
     _owner: OwnerDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> Page[SpaceSummary]:
     """The search-space presets."""
     names = spaces_service.names()

@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 T = TypeVar("T")
 
+# Bounds of request values: past them a request is a 422, never a database or numpy overflow.
+MAX_OFFSET = 1_000_000_000
+MAX_SEED = 2**32 - 1
+MAX_ID_LENGTH = 64      # resource ids are ``<kind>_<20 hex digits>``
+MAX_NAME_LENGTH = 200   # names are stored in 200-character columns
+
+
+def no_control_characters(value: str) -> str:
+    # NUL cannot be stored by PostgreSQL, and no name or id needs a control character.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must not contain control characters (NUL, newline, tab, ...)")
+    return value
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH),
+                 AfterValidator(no_control_characters)]
+"""A display name: 1 to 200 printable characters."""
+
+ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+                       AfterValidator(no_control_characters)]
+"""A resource id in a request body (``ds_...``, ``zoo_...``)."""
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+PageLimit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+
 EXAMPLE_ARCH = {"depths": [4, 2, 3, 1, 4], "expand": [[6, 6, 4, 2], [10, 8], [4, 4, 2], [6], [8, 8, 8, 10]]}
 EXAMPLE_ARCH_ID = "d42314-e6642.a8.442.6.888a"
+
+
+class RequestModel(BaseModel):
+    """A request body: an unknown field is a 422 naming it, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ErrorBody(BaseModel):
@@ -29,16 +63,17 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-class ArchitectureConfig(BaseModel):
+class ArchitectureConfig(RequestModel):
     """One expansion-ratio list per stage (its length is the stage's depth)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ARCH]})
 
-    depths: list[int] | None = Field(default=None, description="Optional: implied by the expand lists.")
-    expand: list[list[int]]
+    depths: list[int] | None = Field(default=None, max_length=64,
+                                     description="Optional: implied by the expand lists.")
+    expand: list[Annotated[list[int], Field(max_length=64)]] = Field(max_length=64)
 
 
-ArchitectureIn = str | ArchitectureConfig
+ArchitectureIn = Annotated[str, StringConstraints(max_length=512)] | ArchitectureConfig
 """An architecture as a config object or its canonical id string (e.g. ``d42314-e6642.a8.442.6.888a``)."""
 
 
@@ -50,7 +85,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such resource for this API key's owner.",
         409: "The request conflicts with the resource's state.",
         413: "Upload larger than the configured limit.",
-        422: "Invalid request body or architecture (the message names the stage).",
+        422: "Invalid request: a body field, a query parameter or an architecture (the message names it).",
+        429: "Too many requests or jobs for this API key or owner (the message says which limit; Retry-After).",
         503: "A dependency (database, job backend) is unavailable.",
     }
     return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}

@@ -7,16 +7,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.common import Name, RequestModel, Seed
 
-class BuiltinDatasetRequest(BaseModel):
+
+class BuiltinDatasetRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"name": "digits"}, {"name": "fashion-mnist", "options": {"train_limit": 10000}},
         {"name": "synthetic", "options": {"num_images": 600}, "seed": 0},
     ]})
 
-    name: str = Field(description="digits | fashion-mnist | synthetic (GET /v1/datasets/builtin lists them).")
+    name: Name = Field(description="digits | fashion-mnist | synthetic (GET /v1/datasets/builtin lists them).")
     options: dict[str, Any] = Field(default_factory=dict, description="Dataset-specific options.")
-    seed: int = Field(default=0, description="Seeds the train/test split and synthetic data.")
+    seed: Seed = Field(default=0, description="Seeds the train/test split and synthetic data.")
 
 
 class BuiltinDatasetOut(BaseModel):

@@ -21,8 +21,10 @@ class ScoreRequest(BaseModel):
     architectures: list[ArchitectureIn] = Field(min_length=1, max_length=1000)
     metrics: list[Metric] = Field(default_factory=list, description="Extra metrics; proxy_accuracy, macs and "
                                   "params are always returned.")
-    wait: float = Field(default=30.0, ge=0, description="Seconds to wait for the result before answering 202 "
+    wait: float = Field(default=30.0, ge=0, le=3600, allow_inf_nan=False, description="Seconds to wait for the result before answering 202 "
                         "with a job to poll (capped by the server's max_wait_s).")
+    latency_table_id: str | None = Field(default=None, description="A latency table (GET /v1/latency-tables) of "
+                                         "the zoo's space and shapes: each item then has its predicted latency_ms.")
 
 
 class ScoreItem(BaseModel):
@@ -31,6 +33,8 @@ class ScoreItem(BaseModel):
     proxy_accuracy: float | None = Field(description="Accuracy of the assembled candidate on the T KD batches.")
     macs: int
     params: int
+    latency_ms: float | None = Field(default=None, description="Predicted latency on the latency table's device "
+                                     "(with latency_table_id).")
     metrics: dict[str, float | None] = Field(default_factory=dict, description="The requested extra metrics "
                                              "(null: not finite).")
 
@@ -44,4 +48,5 @@ class ScoreResult(BaseModel):
 
     zoo_id: str
     job_id: str | None = Field(description="The job that computed missing scores (null: all were cached).")
+    latency_table_id: str | None = Field(default=None, description="The latency table latency_ms comes from.")
     items: list[ScoreItem]

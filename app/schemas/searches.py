@@ -7,8 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.common import EXAMPLE_ARCH, EXAMPLE_ARCH_ID
+from blockzoo.signals import SIGNAL_NAMES
+
+from app.schemas.common import EXAMPLE_ARCH, EXAMPLE_ARCH_ID, Seed
 from app.schemas.jobs import JobOut
+
+
+SearchMetric = Literal[SIGNAL_NAMES]  # blockzoo.signals: every signal, with its direction
 
 
 class BudgetIn(BaseModel):
@@ -16,8 +21,9 @@ class BudgetIn(BaseModel):
 
     max_macs: int | None = Field(default=None, gt=0, description="Multiply-accumulates per image.")
     max_params: int | None = Field(default=None, gt=0)
-    max_latency_ms: float | None = Field(default=None, gt=0, description="Needs a latency table; not "
-                                         "available through the API yet (422).")
+    max_latency_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="Milliseconds per "
+                                         "forward pass on the latency table's device, as the table predicts; "
+                                         "needs latency_table_id.")
 
 
 class SearchCreate(BaseModel):
@@ -29,17 +35,23 @@ class SearchCreate(BaseModel):
     budget: BudgetIn = Field(default_factory=BudgetIn)
     top_k: int = Field(default=5, ge=1, le=100, description="How many picks to return, best first.")
     strategy: Literal["evolution", "random"] = "evolution"
-    metric: Literal["proxy_accuracy", "heldout_accuracy"] = "proxy_accuracy"
-    seed: int = 0
+    metric: SearchMetric = Field(  # type: ignore[valid-type]
+        default="proxy_accuracy", description="The signal to rank by: the proxy's (proxy_accuracy, heldout_accuracy, "
+        "kd_loss), a zero-cost baseline, macs or params; kd_loss is minimised, the others maximised (a validation "
+        "of the zoo shows which ranks its data best).")
+    seed: Seed = 0
     population: int = Field(default=20, ge=2, le=1000)
     generations: int = Field(default=5, ge=0, le=1000)
     max_evaluations: int | None = Field(default=None, ge=1, description="Cap on architectures scored.")
+    latency_table_id: str | None = Field(default=None, max_length=64, description="A latency table of the zoo's "
+                                         "space and shapes (GET /v1/latency-tables): needed by max_latency_ms; "
+                                         "with it every pick and candidate has its predicted latency_ms.")
 
 
 class PickOut(BaseModel):
     arch_id: str = Field(examples=[EXAMPLE_ARCH_ID])
     architecture: dict[str, Any] = Field(examples=[EXAMPLE_ARCH])
-    score: float | None = Field(description="The search metric (proxy_accuracy by default).")
+    score: float | None = Field(description="The search metric's value (proxy_accuracy by default).")
     macs: int
     params: int
     latency_ms: float | None = None
@@ -73,7 +85,10 @@ class SearchOut(BaseModel):
     evaluated: int | None = Field(default=None, description="Architectures scored (each once).")
     exhausted: bool | None = Field(default=None, description="Ended early: no new feasible architecture left.")
     picks: list[PickOut] | None = Field(default=None, description="Best first; set once succeeded.")
-    pareto: list[PickOut] | None = Field(default=None, description="Non-dominated (score up, MACs down), by MACs.")
+    pareto: list[PickOut] | None = Field(default=None, description="Non-dominated (score up, pareto_cost down), "
+                                         "by that cost.")
+    pareto_cost: Literal["macs", "latency_ms"] = Field(default="macs", description="The front's cost: latency_ms "
+                                                       "under a latency budget, else macs.")
     candidates: list[CandidateOut] | None = Field(default=None, description="Every evaluated architecture, in "
                                                   "scoring order; set once succeeded (the dashboard plots them).")
     created_at: datetime

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.schemas.common import ResourceId, Seed
 from app.schemas.jobs import JobOut
+from app.schemas.spaces import SpaceIn
 
 
 class TrainRecipeIn(BaseModel):
@@ -24,7 +26,7 @@ class TrainRecipeIn(BaseModel):
     warmup_epochs: float | None = Field(default=None, ge=0)
     augment: bool | None = Field(default=None, description="Random crop (pad 2).")
     flip: bool | None = Field(default=None, description="Random horizontal flip (turn off for digits/text).")
-    seed: int | None = None
+    seed: Seed | None = None
     precise_bn_batches: int | None = Field(default=None, ge=0, le=10_000, description="BN statistics are "
                                            "recomputed on this many training batches after training.")
 
@@ -62,7 +64,7 @@ class DistillRecipeIn(BaseModel):
     lr: float | None = Field(default=None, gt=0, le=10)
     momentum: float | None = Field(default=None, ge=0, lt=1)
     weight_decay: float | None = Field(default=None, ge=0)
-    seed: int | None = Field(default=None, description="Picks the KD batches.")
+    seed: Seed | None = Field(default=None, description="Picks the KD batches.")
     remap_order: Literal["first", "l1"] | None = None
     init: Literal["remap", "random"] | None = None
     heldout_batches: int | None = Field(default=None, ge=0, le=1000)
@@ -78,8 +80,9 @@ class ZooCreate(BaseModel):
         "build": "lazy",
     }]})
 
-    dataset_id: str
-    space: str | dict[str, Any] = Field(default="mbv3-tiny", description="A preset name or a custom space definition.")
+    dataset_id: ResourceId
+    space: SpaceIn = Field(default="mbv3-tiny",
+                                               description="A preset name or a custom space definition.")
     reference: ReferenceRecipeIn = Field(default_factory=ReferenceRecipeIn)
     distill: DistillRecipeIn = Field(default_factory=DistillRecipeIn)
     build: Literal["lazy", "eager"] = Field(
@@ -110,7 +113,9 @@ class ZooOut(BaseModel):
     in_channels: int
     num_classes: int
     reference_hash: str | None = Field(description="SHA-256 of the reference weights file.")
-    reference_metrics: dict[str, Any] | None = Field(description="What reference training reported.")
+    reference_metrics: dict[str, Any] | None = Field(
+        description="What reference training measured (test_accuracy, train_accuracy, steps, seconds; "
+        "a resumed build reports the training that made the reference); the weights' hash is reference_hash.")
     blocks_stored: int = Field(description="Distilled candidate blocks persisted so far.")
     build_job_id: str | None
     created_at: datetime
@@ -118,5 +123,20 @@ class ZooOut(BaseModel):
 
 
 class ZooCreated(BaseModel):
+    # The answer to POST /v1/zoos: a zoo still building and its queued build job.
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "zoo": {"id": "zoo_5f0c1e9a2b7d4c31a8e6", "dataset_id": "ds_0b4f6c2e9a1d3e5f7a8b", "space_name": "mbv3-tiny",
+                "build": "lazy", "state": "building", "error": None, "reference_recipe": {"epochs": 1},
+                "distill_recipe": {"batches": 4, "batch_size": 32}, "in_channels": 1, "num_classes": 10,
+                "reference_hash": None, "reference_metrics": None, "blocks_stored": 0,
+                "build_job_id": "job_8d2e41f0a7c3b9e15d60", "created_at": "2026-01-01T12:00:00Z",
+                "updated_at": "2026-01-01T12:00:00Z"},
+        "job": {"id": "job_8d2e41f0a7c3b9e15d60", "kind": "build_zoo", "state": "queued", "progress": 0.0,
+                "message": "queued", "phase": None, "eta_s": None, "error": None,
+                "zoo_id": "zoo_5f0c1e9a2b7d4c31a8e6", "result": None, "cancel_requested": False, "attempts": 0,
+                "created_at": "2026-01-01T12:00:00Z", "started_at": None, "finished_at": None,
+                "updated_at": "2026-01-01T12:00:00Z", "heartbeat_at": None},
+    }]})
+
     zoo: ZooOut
     job: JobOut | None = Field(description="The build job; null while the zoo waits for uploaded reference weights.")

@@ -39,6 +39,11 @@ def create_owner_with_key(session: Session, secret_key: str, owner_name: str = "
                           key_name: str = "default") -> NewKey:
     """A new owner and its first key; the caller commits (the key is usable once it did)."""
     owner = owners_repo.add_owner(session, Owner(id=new_id("own"), name=owner_name))
+    return add_key(session, secret_key, owner, key_name)
+
+
+def add_key(session: Session, secret_key: str, owner: Owner, key_name: str = "default") -> NewKey:
+    """A new key for an existing owner; the caller commits (the key is usable once it did)."""
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
     key = owners_repo.add_api_key(
         session,

@@ -17,6 +17,8 @@ from app.schemas.finetunes import FinetuneCreate
 from app.services import jobs as jobs_service
 from app.services import spaces as spaces_service
 from app.services import zoos as zoos_service
+from app.services.limits import check_epochs
+from infra.after_commit import on_commit
 from infra.db.base import new_id
 from infra.db.models import Finetune, Job, Owner
 from infra.repositories import finetunes as finetunes_repo
@@ -27,6 +29,7 @@ from infra.runtime import Runtime
 
 
 def create(session: Session, owner: Owner, zoo_id: str, body: FinetuneCreate) -> tuple[Finetune, Job]:
+    check_epochs(session.info["runtime"].settings, body.recipe.model_dump(exclude_none=True), "recipe")
     zoo = zoos_service.get_ready(session, owner, zoo_id)
     arch = spaces_service.parse_architecture(zoos_repo.space_of(zoo), body.architecture)
     finetune = finetunes_repo.add(session, Finetune(
@@ -73,6 +76,23 @@ def view(session: Session, finetune: Finetune) -> dict[str, Any]:
         "progress": job.progress if job else (1.0 if state == "succeeded" else 0.0), "job": job,
         "result": finetune.result if state == "succeeded" else None, "created_at": finetune.created_at,
     }
+
+
+def delete(session: Session, runtime: Runtime, owner: Owner, finetune_id: str) -> None:
+    """Delete a finished fine-tune; its weights (and a checkpoint) go once the row is gone. 409 while it runs."""
+    finetune = get(session, owner, finetune_id)
+    job = jobs_repo.get(session, finetune.job_id) if finetune.job_id else None
+    if job is not None and job.state in ("queued", "running"):
+        raise Conflict(f"fine-tune {finetune_id!r} is {job.state}; cancel it first: POST /v1/jobs/{job.id}/cancel",
+                       details={"job_id": job.id, "state": job.state})
+    weights_path = runtime.storage.finetune_weights_path(finetune.zoo.path, finetune.id)
+    finetunes_repo.delete(session, finetune)
+
+    def remove_files() -> None:
+        weights_path.unlink(missing_ok=True)
+        weights_path.with_name(weights_path.stem + ".checkpoint.pt").unlink(missing_ok=True)
+
+    on_commit(session, remove_files)
 
 
 def weights(session: Session, runtime: Runtime, owner: Owner, finetune_id: str) -> tuple[Finetune, Path]:

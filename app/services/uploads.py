@@ -15,9 +15,11 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.errors import InvalidInput, PayloadTooLarge
+from app.middleware.body_limit import mark_streamed
 from infra.storage import Storage
 
 FILE_FIELD = "file"
+TEXT_FIELDS = ("name", "format")
 _TEXT_FIELD_LIMIT = 4096  # the other form fields are short strings (name, format)
 _MAX_PARTS = 16
 
@@ -43,12 +45,24 @@ def _suffix(filename: str) -> str:
 
 
 def _safe_filename(raw: str) -> str:
-    name = PurePosixPath(raw.replace("\\", "/")).name.strip()
+    # Control characters (NUL above all) never reach a message, a row or a path.
+    printable = "".join(c for c in raw if ord(c) >= 0x20 and ord(c) != 0x7F)
+    name = PurePosixPath(printable.replace("\\", "/")).name.strip()
     return name[:200] or "upload"
+
+
+def _checked_fields(fields: dict[str, str]) -> dict[str, str]:
+    """The short text fields (name, format): printable and at most 200 characters."""
+    for key, value in fields.items():
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or len(value) > 200:
+            raise InvalidInput(f"form field {key!r} must be at most 200 printable characters (no control "
+                               "characters such as NUL or newline)")
+    return fields
 
 
 async def receive_upload(request: Request, storage: Storage, max_bytes: int) -> ReceivedUpload:
     """Write the body's file to the uploads directory; raises 400/413 (the partial file removed)."""
+    mark_streamed(request.scope)  # this cap, not the JSON body cap, applies
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes + 64 * 1024:
         raise _too_large(max_bytes)  # refuse before reading a byte
@@ -60,6 +74,7 @@ async def receive_upload(request: Request, storage: Storage, max_bytes: int) -> 
         return await _receive_multipart(request, storage, max_bytes, boundary)
     if ctype == b"application/octet-stream":
         filename = _safe_filename(request.query_params.get("filename", "upload"))
+        fields = _checked_fields({k: v for k, v in request.query_params.items() if k in ("name", "format")})
         path = storage.new_upload_path(_suffix(filename))
         try:
             size = 0
@@ -72,7 +87,6 @@ async def receive_upload(request: Request, storage: Storage, max_bytes: int) -> 
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        fields = {k: v for k, v in request.query_params.items() if k in ("name", "format")}
         return ReceivedUpload(path, filename, size, fields)
     raise InvalidInput(
         f"unsupported content type {ctype.decode() or 'none'!r}; send multipart/form-data with a "
@@ -112,8 +126,14 @@ async def _receive_multipart(request: Request, storage: Storage, max_bytes: int,
             upload["filename"] = filename
             upload["path"] = storage.new_upload_path(_suffix(filename))
             state["out"] = open(upload["path"], "wb")
-        else:
+        elif name in TEXT_FIELDS:
             texts[name] = bytearray()
+        elif b"filename" in disposition:  # a file under another name: the usual slip (-F data=@x.npz)
+            raise InvalidInput(f"missing field '{FILE_FIELD}': the form sends a file in field {name!r}; send it "
+                               f"as '{FILE_FIELD}' (curl -F {FILE_FIELD}=@data.npz)")
+        else:
+            raise InvalidInput(f"unknown form field {name!r}; accepted: '{FILE_FIELD}' (the file), "
+                               + ", ".join(repr(f) for f in TEXT_FIELDS))
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["name"] == FILE_FIELD:
@@ -142,7 +162,9 @@ async def _receive_multipart(request: Request, storage: Storage, max_bytes: int,
             parser.write(chunk)
         parser.finalize()
         if upload["path"] is None:
-            raise InvalidInput(f"no '{FILE_FIELD}' field in the form; send the dataset as -F file=@data.npz")
+            raise InvalidInput(f"missing field '{FILE_FIELD}': the form has no file; send it as "
+                               f"-F {FILE_FIELD}=@data.npz")
+        fields = _checked_fields({k: v.decode("utf-8", "replace") for k, v in texts.items()})
     except BaseException as exc:
         if state["out"] is not None:
             state["out"].close()
@@ -151,5 +173,4 @@ async def _receive_multipart(request: Request, storage: Storage, max_bytes: int,
         if isinstance(exc, (InvalidInput, PayloadTooLarge)) or not isinstance(exc, Exception):
             raise
         raise InvalidInput(f"malformed multipart body: {exc}") from None
-    fields = {k: v.decode("utf-8", "replace") for k, v in texts.items()}
     return ReceivedUpload(upload["path"], upload["filename"], upload["size"], fields)

@@ -1,4 +1,4 @@
-"""Zoos: create (a build job), read, delete."""
+"""Zoos: create (a build job), resume a failed build, read, delete."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from blockzoo.distill_recipe import DistillRecipe
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, InvalidRecipe, NotFound
 from app.schemas.zoos import ZooCreate
 from app.services import datasets as datasets_service
 from app.services import jobs as jobs_service
 from app.services import spaces as spaces_service
+from app.services.limits import check_epochs
 from app.services.uploads import ReceivedUpload
 from infra.after_commit import on_commit
 from infra.db.base import new_id
@@ -25,7 +27,9 @@ from infra.runtime import Runtime
 def create(session: Session, owner: Owner, body: ZooCreate) -> tuple[Zoo, Job | None]:
     dataset = datasets_service.get(session, owner, body.dataset_id)
     space = spaces_service.resolve(body.space)
+    check_distill_recipe(body.distill.model_dump(exclude_none=True), dataset.id, dataset.num_train)
     recipe = body.reference.model_dump(exclude_none=True)
+    check_epochs(session.info["runtime"].settings, recipe, "reference")
     upload = bool(recipe.pop("weights_upload", False))
     zoo_id = new_id("zoo")
     zoo = zoos_repo.add(session, Zoo(
@@ -40,6 +44,19 @@ def create(session: Session, owner: Owner, body: ZooCreate) -> tuple[Zoo, Job | 
         job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={}, zoo_id=zoo_id)
         session.flush()
     return zoo, job
+
+
+def check_distill_recipe(fields: dict[str, Any], dataset_id: str, num_train: int) -> None:
+    """422 before any work when the recipe cannot run on the dataset: the rule the build job applies."""
+    try:
+        recipe = DistillRecipe.from_dict(fields)
+    except ValueError as exc:
+        raise InvalidRecipe(str(exc)) from None
+    problem = recipe.training_images_problem(num_train)
+    if problem:
+        raise InvalidRecipe(f"distill: {problem} (dataset {dataset_id!r})",
+                            details={"field": "distill", "training_images_needed": recipe.training_images_needed,
+                                     "training_images": num_train})
 
 
 def attach_reference(session: Session, runtime: Runtime, owner: Owner, zoo_id: str,
@@ -63,6 +80,28 @@ def attach_reference(session: Session, runtime: Runtime, owner: Owner, zoo_id: s
     session.flush()
     session.refresh(zoo)  # the state moved in SQL
     return zoo, job
+
+
+def resume(session: Session, owner: Owner, zoo_id: str) -> tuple[Zoo, Job]:
+    """Continue a failed or cancelled build from what is on disk: a new ``build_zoo`` job.
+
+    The trained reference (or its checkpoint) and every stored block are kept; the job trains
+    and distils only what is missing (``worker/jobs/build_zoo.py``).
+    """
+    zoo = get(session, owner, zoo_id)
+    if zoo.state != "failed" or not zoos_repo.restart_build(session, zoo.id):
+        session.rollback()
+        zoo = get(session, owner, zoo_id)
+        hint = {"building": f"it is still building; poll GET /v1/jobs/{zoos_repo.build_job_id(session, zoo.id)}",
+                "ready": "it is ready; nothing to resume",
+                "needs_reference": f"it waits for its reference weights: PUT /v1/zoos/{zoo_id}/reference"}
+        raise Conflict(f"zoo {zoo_id!r} is {zoo.state}: only a failed or cancelled build resumes; "
+                       f"{hint.get(zoo.state, '')}".rstrip("; "),
+                       details={"state": zoo.state, "job_id": zoos_repo.build_job_id(session, zoo.id)})
+    job = jobs_service.submit(session, owner_id=owner.id, kind="build_zoo", payload={"resume": True}, zoo_id=zoo.id)
+    session.flush()
+    session.refresh(zoo)  # the state moved in SQL
+    return zoo, job  # the job is enqueued once the request commits
 
 
 def check_safetensors(path: Path) -> None:
@@ -105,7 +144,8 @@ def get_ready(session: Session, owner: Owner, zoo_id: str) -> Zoo:
     if zoo.state == "needs_reference":
         raise Conflict(f"zoo {zoo_id!r} waits for its reference weights: PUT /v1/zoos/{zoo_id}/reference")
     if zoo.state == "failed":
-        raise Conflict(f"zoo {zoo_id!r} failed to build ({zoo.error}); create a new zoo")
+        raise Conflict(f"zoo {zoo_id!r} failed to build ({zoo.error}); resume it from what is on disk: "
+                       f"POST /v1/zoos/{zoo_id}/resume", details={"state": zoo.state})
     return zoo
 
 
@@ -113,6 +153,8 @@ def view(session: Session, zoo: Zoo) -> dict[str, Any]:
     data = {c: getattr(zoo, c) for c in (
         "id", "dataset_id", "space_name", "build", "state", "error", "reference_recipe", "distill_recipe",
         "in_channels", "num_classes", "reference_hash", "reference_metrics", "created_at", "updated_at")}
+    if data["reference_metrics"]:  # zoos built before: the hash of a file the zoo rewrote; reference_hash is the file's
+        data["reference_metrics"] = {k: v for k, v in data["reference_metrics"].items() if k != "sha256"}
     data["blocks_stored"] = zoos_repo.block_count(session, zoo.id)
     data["build_job_id"] = zoos_repo.build_job_id(session, zoo.id)
     return data

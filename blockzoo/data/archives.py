@@ -10,6 +10,7 @@ Refused, each with a `DatasetError` that says what is wrong and what is accepted
 - members that are not regular files or directories: symbolic links, hard links, device files,
   FIFOs, sockets;
 - encrypted zip members;
+- sparse tar members (GNU or PAX sparse: their holes expand without passing through the stream);
 - archives whose members declare more than `max_expanded_bytes` in total (checked before any
   member is read), and archives that produce more than that while being read (a zip member that
   expands past its declared size, a compressed tar stream that inflates past the cap);
@@ -35,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
+
+import numpy as np
 
 DEFAULT_MAX_EXPANDED_BYTES = 4 * 1024**3
 MAX_ARCHIVE_MEMBERS = 1_000_000
@@ -67,8 +70,12 @@ class ExpansionBudget:
         self.used = 0
 
     def take(self, num_bytes: int, what: str) -> None:
+        self.check_room(num_bytes, what)
         self.used += num_bytes
-        if self.used > self.max_bytes:
+
+    def check_room(self, num_bytes: int, what: str) -> None:
+        """Refuse before allocating: `num_bytes` more would pass the cap."""
+        if self.used + num_bytes > self.max_bytes:
             raise DatasetError(
                 f"{what}: the upload expands past max_expanded_bytes={self.max_bytes} bytes; "
                 "accepted are uploads whose unpacked content fits under that cap "
@@ -76,36 +83,45 @@ class ExpansionBudget:
             )
 
 
+def _past_declared_size(what: str, limit: int) -> DatasetError:
+    return DatasetError(
+        f"{what}: expands past its declared size of {limit} bytes (corrupt or a "
+        "decompression bomb); accepted are archives whose members match their declared sizes"
+    )
+
+
 def read_limited(
     stream: BinaryIO, budget: ExpansionBudget | None, what: str, limit: int | None = None
-) -> bytes:
+) -> bytearray:
     """Read `stream` to its end in chunks, charging `budget`; refuse more than `limit` bytes."""
-    chunks = []
-    total = 0
+    # One growing buffer, not a list of chunks joined at the end: the join would hold the data twice.
+    data = bytearray()
     while True:
         chunk = stream.read(_READ_CHUNK)
         if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if limit is not None and total > limit:
-            raise DatasetError(
-                f"{what}: expands past its declared size of {limit} bytes (corrupt or a "
-                "decompression bomb); accepted are archives whose members match their declared sizes"
-            )
+            return data
+        if limit is not None and len(data) + len(chunk) > limit:
+            raise _past_declared_size(what, limit)
         if budget is not None:
             budget.take(len(chunk), what)
-        chunks.append(chunk)
+        data += chunk
 
 
-def gunzip_limited(data: bytes, budget: ExpansionBudget, what: str) -> bytes:
-    """Decompress a gzip member held in memory, charging `budget` as it inflates."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            return read_limited(stream, budget, what)
-    except (EOFError, OSError, zlib.error) as error:
-        raise DatasetError(
-            f"{what}: truncated or corrupt gzip data ({error}); accepted are complete .gz files"
-        ) from None
+def read_into(stream: BinaryIO, array: np.ndarray) -> int:
+    """Fill `array`'s bytes from `stream`; returns how many bytes came (fewer: the stream ended)."""
+    view = memoryview(array.reshape(-1).view(np.uint8))
+    filled = 0
+    while filled < len(view):
+        count = stream.readinto(view[filled:filled + _READ_CHUNK])  # type: ignore[attr-defined]
+        if not count:
+            break
+        filled += count
+    return filled
+
+
+def at_end(stream: BinaryIO) -> bool:
+    """True if `stream` has nothing left (one byte is read to find out)."""
+    return not stream.read(1)
 
 
 def normalise_member_name(raw_name: str) -> str:
@@ -159,24 +175,38 @@ class Archive:
     sizes: dict[str, int]
     budget: ExpansionBudget
 
-    def read(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    def read(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytearray]]:
         """Yield `(name, bytes)` of the members for which `wanted(name)` is true, in archive order."""
-        if self.kind == "zip":
-            yield from self._read_zip(wanted)
-        else:
-            yield from self._read_tar(wanted)
+        for name, stream in self.streams(wanted):
+            yield name, read_limited(stream, None, f"archive member {name!r}")
 
-    def _read_zip(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    def streams(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, BinaryIO]]:
+        """Yield `(name, stream)` of the wanted members, in archive order, each read before the next.
+
+        A stream yields at most the member's declared size (more is refused as corrupt) and is
+        charged to the budget as it is read; readers that know a member's decoded size from its
+        header allocate once and read into it.
+        """
+        if self.kind == "zip":
+            yield from self._zip_streams(wanted)
+        else:
+            yield from self._tar_streams(wanted)
+
+    def reread(self) -> Archive:
+        """The same archive with a fresh budget of the same cap, for a second pass over members
+        whose decoded size the first pass has already charged."""
+        return Archive(self.path, self.kind, self.names, self.sizes, ExpansionBudget(self.budget.max_bytes))
+
+    def _zip_streams(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, BinaryIO]]:
         with _archive_errors(self.path), zipfile.ZipFile(self.path) as archive:
             for info in archive.infolist():
                 name = normalise_member_name(info.filename)
                 if name not in self.sizes or not wanted(name):
                     continue
-                with archive.open(info) as stream:
-                    data = read_limited(stream, self.budget, f"archive member {name!r}", limit=info.file_size)
-                yield name, data
+                with archive.open(info) as inner:
+                    yield name, _MemberStream(inner, self.path, name, info.file_size, self.budget)
 
-    def _read_tar(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    def _tar_streams(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, BinaryIO]]:
         with _tar_stream(self.path, self.budget) as archive:
             for member in archive:
                 if not member.isfile():
@@ -184,10 +214,10 @@ class Archive:
                 name = normalise_member_name(member.name)
                 if name not in self.sizes or not wanted(name):
                     continue
-                stream = archive.extractfile(member)
-                assert stream is not None  # regular files always have a stream
+                inner = archive.extractfile(member)
+                assert inner is not None  # regular files always have a stream
                 # The inflated tar stream is already charged to the budget, so the member is not.
-                yield name, read_limited(stream, None, f"archive member {name!r}", limit=member.size)
+                yield name, _MemberStream(inner, self.path, name, member.size, None)
 
 
 def open_archive(path: Path, kind: ArchiveKind, budget: ExpansionBudget) -> Archive:
@@ -253,6 +283,12 @@ def _list_tar(path: Path, budget: ExpansionBudget) -> list[tuple[str, int]]:
             name = normalise_member_name(member.name)
             if member.isdir():
                 continue
+            if member.issparse():
+                # Holes are not in the stream, so they would expand past every byte counted.
+                raise DatasetError(
+                    f"archive member {name!r} is a sparse file; accepted are regular files "
+                    "(create the archive without --sparse)"
+                )
             if not member.isfile():
                 raise DatasetError(_special_member_message(name, _describe_tar_type(member)))
             members.append((name, member.size))
@@ -302,6 +338,39 @@ class _CappedStream(io.RawIOBase):
         data = self._inner.read(len(buffer))
         self._budget.take(len(data), self._what)
         buffer[: len(data)] = data
+        return len(data)
+
+
+class _MemberStream(io.RawIOBase):
+    """One archive member as a stream: at most `size` bytes, charged to `budget` (if any) as read.
+
+    Errors of the archive libraries raised while reading become a `DatasetError`, since they
+    surface in the reader's code rather than where the member was opened.
+    """
+
+    def __init__(self, inner: BinaryIO, path: Path, name: str, size: int,
+                 budget: ExpansionBudget | None) -> None:
+        self._inner = inner
+        self._path = path
+        self._what = f"archive member {name!r}"
+        self.size = size
+        self.position = 0
+        self._budget = budget
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        # One byte past the declared size is asked for, so that a lie is seen, not cut off.
+        wanted = min(len(buffer), self.size - self.position + 1)
+        with _archive_errors(self._path):
+            data = self._inner.read(wanted)
+        if self.position + len(data) > self.size:
+            raise _past_declared_size(self._what, self.size)
+        if self._budget is not None:
+            self._budget.take(len(data), self._what)
+        buffer[: len(data)] = data
+        self.position += len(data)
         return len(data)
 
 

@@ -15,7 +15,10 @@ store; `load_builtin` here checks the name and options and decodes the dataset
 ``synthetic``
     Seeded, learnable images: each class is a smooth random pattern, each image that pattern
     shifted by up to a pixel, with random contrast and Gaussian noise. Options ``num_classes``
-    (10), ``num_images`` (2000), ``image_size`` (16), ``channels`` (1 or 3), ``noise`` (0.15).
+    (10), ``num_images`` (2000), ``image_size`` (16), ``channels`` (1 or 3), ``noise`` (0.15);
+    at most ``SYNTHETIC_MAX_BYTES`` of pixels.
+
+Seeds are integers from 0 to ``MAX_SEED``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class BuiltinDataset:
 
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+SYNTHETIC_MAX_BYTES = 1 << 28
+MAX_SEED = 2**32 - 1
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
     "Ankle boot",
@@ -76,6 +81,8 @@ def load_builtin(name: str, seed: int, options: Mapping[str, Any]) -> tuple[dict
         raise DatasetError(
             f"unknown built-in dataset {name!r}; accepted are {', '.join(sorted(BUILTIN_DATASETS))}"
         )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise DatasetError(f"seed={seed!r} is invalid; accepted is an integer from 0 to {MAX_SEED}")
     spec = BUILTIN_DATASETS[name]
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
@@ -151,6 +158,12 @@ def _make_synthetic(
         raise DatasetError(f"channels={channels!r} is invalid; accepted are 1 and 3")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 1:
         raise DatasetError(f"noise={noise!r} is invalid; accepted is a number from 0 to 1")
+    size = num_images * image_size * image_size * channels
+    if size > SYNTHETIC_MAX_BYTES:
+        raise DatasetError(
+            f"num_images × image_size² × channels = {size} bytes of pixels; accepted are at most "
+            f"{SYNTHETIC_MAX_BYTES} (fewer or smaller images)"
+        )
     rng = np.random.default_rng(seed)
     # Each class is a coarse 4×4 grid of random levels, blown up to the image size: smooth, so
     # a shift by one pixel keeps it recognisable, and different enough between classes to learn.
@@ -162,10 +175,16 @@ def _make_synthetic(
     shifts = rng.integers(-1, 2, size=(num_images, 2))
     rows = np.clip(np.arange(image_size)[None, :] + shifts[:, :1], 0, image_size - 1)
     cols = np.clip(np.arange(image_size)[None, :] + shifts[:, 1:], 0, image_size - 1)
-    images = prototypes[labels[:, None, None], rows[:, :, None], cols[:, None, :]]
     contrast = rng.uniform(0.7, 1.0, size=(num_images, 1, 1, 1))
-    images = images * contrast + rng.normal(0.0, noise, size=images.shape)
-    pixels = np.clip(np.round(images * 255), 0, 255).astype(np.uint8)
+    pixels = np.empty((num_images, image_size, image_size, channels), dtype=np.uint8)
+    # A chunk of images at a time (the noise drawn in the same order as all at once): the float
+    # intermediates stay small however many images are asked for.
+    step = max(1, (4 << 20) // (image_size * image_size * channels))
+    for start in range(0, num_images, step):
+        part = slice(start, start + step)
+        images = prototypes[labels[part, None, None], rows[part, :, None], cols[part, None, :]]
+        images = images * contrast[part] + rng.normal(0.0, noise, size=images.shape)
+        pixels[part] = np.clip(np.round(images * 255), 0, 255)
     return Decoded(Labelled(pixels, labels), None, [f"class_{label}" for label in range(num_classes)])
 
 

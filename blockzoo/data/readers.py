@@ -43,15 +43,17 @@ encrypted members and anything expanding past ``max_expanded_bytes`` are refused
 
 from __future__ import annotations
 
+import gzip
 import io
 import math
 import re
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal, NoReturn
+from typing import BinaryIO, Literal, NoReturn
 
 import numpy as np
 
@@ -59,8 +61,10 @@ from .archives import (
     Archive,
     DatasetError,
     ExpansionBudget,
-    gunzip_limited,
+    at_end,
     open_archive,
+    read_into,
+    read_limited,
     sniff_archive,
 )
 from .decoded import Decoded, Labelled
@@ -195,8 +199,8 @@ def _read_npz(archive: Archive) -> Decoded:
     if ("x_test" in present) != ("y_test" in present):
         raise DatasetError("the .npz has only one of x_test and y_test; accepted is both or neither")
     arrays = {
-        name[:-4]: _parse_npy(data, name)
-        for name, data in archive.read(lambda name: name.endswith(".npy") and name[:-4] in present)
+        name[:-4]: read_npy(stream, name, archive.sizes[name], archive.budget)
+        for name, stream in archive.streams(lambda name: name.endswith(".npy") and name[:-4] in present)
     }
     train = _npz_split(arrays["x"], arrays["y"], "x", "y")
     test = _npz_split(arrays["x_test"], arrays["y_test"], "x_test", "y_test") if "x_test" in arrays else None
@@ -220,9 +224,12 @@ def _read_npz(archive: Archive) -> Decoded:
     return Decoded(train, test, class_names)
 
 
-def _parse_npy(data: bytes, member: str) -> np.ndarray:
-    """Read a .npy held in memory without pickle, checking its size against its header."""
-    stream = io.BytesIO(data)
+def read_npy(stream: BinaryIO, member: str, size: int, budget: ExpansionBudget) -> np.ndarray:
+    """Read a .npy member without pickle: its header first, then its data into one allocation.
+
+    The header's shape and dtype give the decoded size, which must match the member's declared
+    `size` and fit the budget before anything is allocated.
+    """
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -242,15 +249,21 @@ def _parse_npy(data: bytes, member: str) -> np.ndarray:
             "plain numeric arrays (uint8 images, integer labels) and string class names"
         )
     count = math.prod(shape)
-    offset = stream.tell()
+    offset = stream.position  # type: ignore[attr-defined]
     needed = count * dtype.itemsize
-    if len(data) - offset != needed:
-        problem = "is truncated" if len(data) - offset < needed else "has extra bytes"
+    if size - offset != needed:
+        problem = "is truncated" if size - offset < needed else "has extra bytes"
         raise DatasetError(
             f"{member} {problem}: its header declares {shape} {dtype} ({needed} bytes) but "
-            f"{len(data) - offset} bytes follow; accepted are complete arrays written by np.savez"
+            f"{size - offset} bytes follow; accepted are complete arrays written by np.savez"
         )
-    array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    budget.check_room(needed, member)
+    array = np.empty(count, dtype=dtype)
+    if read_into(stream, array) != needed or not at_end(stream):
+        raise DatasetError(
+            f"{member} is truncated: its header declares {shape} {dtype} ({needed} bytes) but fewer "
+            "follow; accepted are complete arrays written by np.savez"
+        )
     return array.reshape(shape, order="F" if fortran_order else "C")
 
 
@@ -327,8 +340,8 @@ def _read_idx(archive: Archive) -> Decoded:
         )
     wanted = {name: kind for files in groups.values() for kind, name in files.items()}
     arrays = {
-        name: parse_idx(data, name, wanted[name], archive.budget)
-        for name, data in archive.read(lambda name: name in wanted)
+        name: read_idx(stream, name, wanted[name], archive.sizes[name], archive.budget)
+        for name, stream in archive.streams(lambda name: name in wanted)
     }
     splits: dict[str, Labelled] = {}
     for split, prefixes in by_split.items():
@@ -344,30 +357,65 @@ _IDX_EXPECTED = {"images": "uint8 images N×H×W", "labels": "uint8 labels N"}
 
 
 def parse_idx(data: bytes, member: str, kind: str, budget: ExpansionBudget) -> np.ndarray:
-    """Parse one IDX file (gzip-compressed or raw): uint8 images N×H×W or uint8 labels N."""
-    if data[:2] == b"\x1f\x8b":
-        data = gunzip_limited(data, budget, member)
+    """Parse one IDX file held in memory (gzip-compressed or raw): see `read_idx`."""
+    return read_idx(io.BytesIO(data), member, kind, len(data), budget)
+
+
+def read_idx(stream: BinaryIO, member: str, kind: str, size: int, budget: ExpansionBudget) -> np.ndarray:
+    """Read one IDX file (gzip-compressed or raw, `size` bytes as stored): uint8 images N×H×W or
+    uint8 labels N. The header's shape is checked against the budget before the data is allocated."""
+    buffered = io.BufferedReader(stream)  # type: ignore[arg-type]
+    compressed = buffered.peek(2)[:2] == b"\x1f\x8b"
+    source: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered  # type: ignore[assignment]
+    try:
+        return _read_idx_data(source, member, kind, None if compressed else size, budget)
+    except (EOFError, OSError, zlib.error) as error:
+        if not compressed:
+            raise
+        raise DatasetError(
+            f"{member}: truncated or corrupt gzip data ({error}); accepted are complete .gz files"
+        ) from None
+
+
+def _read_idx_data(source: BinaryIO, member: str, kind: str, size: int | None,
+                   budget: ExpansionBudget) -> np.ndarray:
+    """`size`: bytes stored (raw members, already charged as read); None: inflated from gzip."""
     expected = _IDX_MAGIC[kind]
     article = "an" if kind == "images" else "a"
     accepted = f"accepted is magic 0x{expected:08x} ({_IDX_EXPECTED[kind]}) for {article} {kind} file"
-    if len(data) < 4:
-        raise DatasetError(f"{member} is truncated ({len(data)} bytes, no IDX header); {accepted}")
-    magic = struct.unpack(">I", data[:4])[0]
+    head = source.read(4)
+    if len(head) < 4:
+        raise DatasetError(f"{member} is truncated ({len(head)} bytes, no IDX header); {accepted}")
+    magic = struct.unpack(">I", head)[0]
     if magic != expected:
         raise DatasetError(f"{member} has wrong IDX magic 0x{magic:08x}; {accepted}")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
+    ndim = head[3]
+    dims = source.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise DatasetError(f"{member} is truncated inside its IDX header; {accepted}")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
+    shape = struct.unpack(f">{ndim}I", dims)
     needed = math.prod(shape)
-    if len(data) - header != needed:
-        problem = "is truncated" if len(data) - header < needed else "has extra bytes"
-        raise DatasetError(
+
+    def mismatch(following: int | str, problem: str) -> DatasetError:
+        return DatasetError(
             f"{member} {problem}: its header declares {_shape_text(shape)} = {needed} bytes but "
-            f"{len(data) - header} follow; accepted are complete IDX files ({_IDX_EXPECTED[kind]})"
+            f"{following} follow; accepted are complete IDX files ({_IDX_EXPECTED[kind]})"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+    if size is not None:
+        following = size - 4 - 4 * ndim
+        if following != needed:
+            raise mismatch(following, "is truncated" if following < needed else "has extra bytes")
+        budget.check_room(needed, member)
+    else:
+        budget.take(needed, member)  # inflated data: charged here, before it is allocated
+    array = np.empty(shape, dtype=np.uint8)
+    filled = read_into(source, array)
+    if filled < needed:
+        raise mismatch(filled, "is truncated")
+    if not at_end(source):
+        raise mismatch("more", "has extra bytes")
+    return array
 
 
 def pair_idx(images: np.ndarray, labels: np.ndarray, images_name: str, labels_name: str) -> Labelled:
@@ -420,15 +468,26 @@ def _read_cifar(archive: Archive, layout: _CifarLayout) -> Decoded:
         raise DatasetError(
             f"no training batches found for {layout.format}; accepted is the binary version with {accepted}"
         )
-    wanted = {by_base[base] for base in [*train_bases, test_base, layout.names_file] if base in by_base}
-    contents = dict(archive.read(lambda name: name in wanted))
-    train_parts = [_parse_cifar(contents[by_base[base]], base, layout) for base in train_bases]
-    train = Labelled(np.concatenate([part.images for part in train_parts]),
-                     np.concatenate([part.labels for part in train_parts]))
-    test = _parse_cifar(contents[by_base[test_base]], test_base, layout) if test_base in by_base else None
+    for base in [*train_bases, test_base]:
+        if base in by_base:
+            _check_cifar_size(archive.sizes[by_base[base]], base, layout)
+    # Each split is allocated once, from the members' declared sizes, and read into record by
+    # record: the decoded dataset is held once, never beside a copy of the raw bytes.
+    train = _cifar_split([by_base[base] for base in train_bases], archive, layout)
+    test = _cifar_split([by_base[test_base]], archive, layout) if test_base in by_base else None
+    slots = {name: (split, offset) for split in (train, test) if split is not None
+             for name, offset in split.offsets.items()}
+    names_text = b""
+    wanted = {*slots, by_base.get(layout.names_file)}
+    for name, stream in archive.streams(lambda name: name in wanted):
+        if name in slots:
+            split, offset = slots[name]
+            _read_cifar_records(stream, name, split.labelled, offset, layout)
+        else:
+            names_text = bytes(read_limited(stream, None, f"archive member {name!r}"))
     class_names = [str(label) for label in range(layout.num_classes)]
     if layout.names_file in by_base:
-        text = contents[by_base[layout.names_file]].decode("utf-8", errors="replace")
+        text = names_text.decode("utf-8", errors="replace")
         listed = [line.strip() for line in text.splitlines() if line.strip()]
         if len(listed) != layout.num_classes:
             raise DatasetError(
@@ -436,29 +495,63 @@ def _read_cifar(archive: Archive, layout: _CifarLayout) -> Decoded:
                 f"{layout.num_classes}, one per line"
             )
         class_names = listed
-    return Decoded(train, test, class_names)
+    return Decoded(train.labelled, test.labelled if test else None, class_names)
 
 
-def _parse_cifar(data: bytes, member: str, layout: _CifarLayout) -> Labelled:
+def _check_cifar_size(size: int, member: str, layout: _CifarLayout) -> None:
     label_bytes = layout.record_bytes - 3072
-    if not data or len(data) % layout.record_bytes:
+    if not size or size % layout.record_bytes:
         raise DatasetError(
-            f"{member} has {len(data)} bytes, not a whole number of {layout.record_bytes}-byte "
+            f"{member} has {size} bytes, not a whole number of {layout.record_bytes}-byte "
             f"records ({label_bytes} label byte{'s' if label_bytes > 1 else ''} + 3072 pixel bytes): "
             "it is truncated or not "
             f"{layout.format} binary; accepted are the files of the {layout.format} binary version"
         )
-    records = np.frombuffer(data, dtype=np.uint8).reshape(-1, layout.record_bytes)
-    # Pixels are stored as three 32×32 planes (R, G, B); the store wants H×W×C.
-    images = records[:, label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return Labelled(np.ascontiguousarray(images), records[:, layout.label_byte].copy())
+
+
+@dataclass
+class _CifarSplit:
+    labelled: Labelled
+    offsets: dict[str, int]  # member -> its first record's position in the split
+
+
+def _cifar_split(members: list[str], archive: Archive, layout: _CifarLayout) -> _CifarSplit:
+    offsets, total = {}, 0
+    for name in members:
+        offsets[name] = total
+        total += archive.sizes[name] // layout.record_bytes
+    archive.budget.check_room(total * 3072, f"{layout.format} images")
+    images = np.empty((total, 32, 32, 3), dtype=np.uint8)
+    return _CifarSplit(Labelled(images, np.empty(total, dtype=np.uint8)), offsets)
+
+
+_CIFAR_RECORDS_PER_READ = 1024
+
+
+def _read_cifar_records(stream: BinaryIO, member: str, split: Labelled, offset: int,
+                        layout: _CifarLayout) -> None:
+    """Read a member's records into `split` from `offset` on, a block of records at a time."""
+    label_bytes = layout.record_bytes - 3072
+    count = stream.size // layout.record_bytes  # type: ignore[attr-defined]
+    block = np.empty((_CIFAR_RECORDS_PER_READ, layout.record_bytes), dtype=np.uint8)
+    for start in range(0, count, _CIFAR_RECORDS_PER_READ):
+        records = block[:min(_CIFAR_RECORDS_PER_READ, count - start)]
+        if read_into(stream, records) != records.nbytes:
+            raise DatasetError(
+                f"{member} ends before its declared {count} records; it is truncated; accepted are "
+                f"the files of the {layout.format} binary version"
+            )
+        # Pixels are stored as three 32×32 planes (R, G, B); the store wants H×W×C.
+        target = slice(offset + start, offset + start + len(records))
+        split.images[target] = records[:, label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        split.labels[target] = records[:, layout.label_byte]
 
 
 # --- ImageFolder
 
 
 def _read_imagefolder(archive: Archive) -> Decoded:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     for name in archive.names:
         if PurePosixPath(name).suffix.lower() not in _IMAGE_SUFFIXES:
@@ -468,11 +561,14 @@ def _read_imagefolder(archive: Archive) -> Decoded:
                 "train|test/class/image.png)"
             )
     placement = _imagefolder_placement(archive.names)
+    # Two passes, so that the pixels are held once: the first reads only the image headers
+    # (size, mode) and charges the decoded size; the second decodes each image into its slot.
     expected_size: tuple[int, int] | None = None
     first_name = ""
-    decoded: dict[str, np.ndarray] = {}
-    for name, data in archive.read(lambda name: True):
-        try:
+    grey: dict[str, bool] = {}
+    with _image_errors() as current:
+        for name, data in archive.read(lambda name: True):
+            current[0] = name
             with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as image:
                 if expected_size is None:
                     expected_size, first_name = image.size, name
@@ -484,41 +580,56 @@ def _read_imagefolder(archive: Archive) -> Decoded:
                     )
                 # Charge the decoded pixels before decoding them: a tiny PNG can hold a huge image.
                 archive.budget.take(image.size[0] * image.size[1] * 3, f"image {name!r}")
-                grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
-                decoded[name] = np.asarray(image.convert("L" if grey else "RGB"))
-        except DatasetError:
-            raise
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            reason = "not PNG or JPEG data" if isinstance(error, UnidentifiedImageError) else str(error)
-            raise DatasetError(
-                f"image {name!r} could not be decoded ({reason}); accepted are valid PNG and JPEG files"
-            ) from None
-    if not decoded:
+                grey[name] = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+    if expected_size is None:
         raise DatasetError(f"the archive holds no images; {_ACCEPTED_UPLOADS}")
-    any_colour = any(array.ndim == 3 for array in decoded.values())
+    any_colour = not all(grey.values())
     class_names = sorted({class_name for _, class_name in placement.values()})
     class_index = {class_name: index for index, class_name in enumerate(class_names)}
+    width, height = expected_size
+    channels = 3 if any_colour else 1
     splits: dict[str, Labelled] = {}
+    slots: dict[str, tuple[np.ndarray, int]] = {}
     for split in ("train", "test"):
         # Sorted member names make the store independent of the order inside the archive.
         names = sorted(name for name, (member_split, _) in placement.items() if member_split == split)
         if not names:
             continue
-        arrays = [decoded[name] for name in names]
-        if any_colour:
-            arrays = [
-                array if array.ndim == 3 else np.repeat(array[..., None], 3, axis=2) for array in arrays
-            ]
-        else:
-            arrays = [array[..., None] for array in arrays]
+        images = np.empty((len(names), height, width, channels), dtype=np.uint8)
         labels = np.array([class_index[placement[name][1]] for name in names], dtype=np.int64)
-        splits[split] = Labelled(np.stack(arrays), labels)
+        splits[split] = Labelled(images, labels)
+        slots.update((name, (images, index)) for index, name in enumerate(names))
     if "train" not in splits:
         raise DatasetError(
             "the archive has a test/ folder but no train/ folder; accepted are class folders, "
             "optionally below train/ and test/"
         )
+    with _image_errors() as current:
+        for name, data in archive.reread().read(lambda name: True):
+            current[0] = name
+            with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as image:
+                pixels = np.asarray(image.convert("L" if grey[name] else "RGB"))
+            images, index = slots[name]
+            images[index] = pixels[..., None] if pixels.ndim == 2 else pixels  # grey repeats into RGB
     return Decoded(splits["train"], splits.get("test"), class_names)
+
+
+@contextmanager
+def _image_errors() -> Iterator[list[str]]:
+    """Turn a decoding error of the image being read (its name set in the yielded list) into a
+    DatasetError that names it."""
+    from PIL import Image, UnidentifiedImageError
+
+    current = [""]
+    try:
+        yield current
+    except DatasetError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        reason = "not PNG or JPEG data" if isinstance(error, UnidentifiedImageError) else str(error)
+        raise DatasetError(
+            f"image {current[0]!r} could not be decoded ({reason}); accepted are valid PNG and JPEG files"
+        ) from None
 
 
 def _imagefolder_placement(names: tuple[str, ...]) -> dict[str, tuple[str, str]]:

@@ -26,7 +26,12 @@ Labels: with class names given (``class_names``, CIFAR), labels must lie in 0..K
 them (IDX, ``npz`` without ``class_names``), the distinct label values, which must not be
 negative, become the classes in increasing order and are named by their value (EMNIST letters'
 1..26 become classes 0..25 named "1".."26"). Every class needs at least one training image, and
-a dataset needs at least two classes.
+a dataset needs at least two and at most ``MAX_CLASSES`` classes; labels must fit int64.
+
+Memory: an import holds the decoded pixels once (readers allocate each array once, from its
+header, and read into it), plus bounded scratch: the store is hashed, counted and written a
+chunk at a time, and a source's train and test images are written one after the other rather
+than joined.
 
 Splits: a source's own test split is kept. A source without one gets a seeded, class-stratified
 split: ``test_fraction`` (default 1/6) of each class is held out, at least one image of each
@@ -72,6 +77,8 @@ __all__ = [
 Split = Literal["train", "test", "all"]
 
 DEFAULT_TEST_FRACTION = 1 / 6
+MAX_CLASSES = 100_000  # as the cost API's num_classes; a class is a column of the network's head
+_MAX_LABEL = np.iinfo(np.int64).max
 STORE_VERSION = 1
 _HASH_DOMAIN = b"blockzoo-dataset-store-v1\x00"
 _TEMP_PREFIX = ".import-"
@@ -216,6 +223,13 @@ def _to_class_indices(decoded: Decoded) -> tuple[np.ndarray, np.ndarray | None, 
                 f"{split} label {int(labels[negative[0]])} at position {int(negative[0])} is negative; "
                 "accepted are integer labels ≥ 0"
             )
+        # uint64 labels past int64 would wrap around to negative class values.
+        huge = np.flatnonzero(labels > _MAX_LABEL) if labels.dtype.kind == "u" and labels.itemsize == 8 else []
+        if len(huge):
+            raise DatasetError(
+                f"{split} label {int(labels[huge[0]])} at position {int(huge[0])} is too large; "
+                f"accepted are integer labels from 0 to {_MAX_LABEL}"
+            )
     if decoded.class_names is not None:
         names = decoded.class_names
         for split, labels in parts:
@@ -230,6 +244,10 @@ def _to_class_indices(decoded: Decoded) -> tuple[np.ndarray, np.ndarray | None, 
         values = np.unique(np.concatenate([labels.astype(np.int64) for _, labels in parts]))
         names = [str(value) for value in values.tolist()]
         converted = [np.searchsorted(values, labels.astype(np.int64)) for _, labels in parts]
+    if len(names) > MAX_CLASSES:
+        raise DatasetError(
+            f"the dataset has {len(names)} classes; accepted are at most {MAX_CLASSES} classes"
+        )
     if len(set(names)) != len(names) or any(not name for name in names):
         raise DatasetError(
             "class names must be unique and non-empty; accepted is one distinct name per class"
@@ -237,9 +255,24 @@ def _to_class_indices(decoded: Decoded) -> tuple[np.ndarray, np.ndarray | None, 
     return converted[0], converted[1] if len(converted) > 1 else None, names
 
 
-def _finalise(decoded: Decoded, seed: int, test_fraction: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], dict[str, Any]]:
-    """Check the decoded dataset and return (images, labels, is_test, class_names, split)."""
+@dataclass
+class _Finalised:
+    """A checked dataset ready to store. The images stay in the parts the reader decoded (train,
+    then test), written and hashed one after the other: joining them would hold the pixels twice."""
+
+    parts: list[np.ndarray]  # uint8 N_i×H×W×C, C = 1 or 3, C-contiguous
+    labels: np.ndarray       # int64 N
+    is_test: np.ndarray      # bool N
+    class_names: list[str]
+    split: dict[str, Any]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (sum(len(part) for part in self.parts), *self.parts[0].shape[1:])
+
+
+def _finalise(decoded: Decoded, seed: int, test_fraction: float) -> _Finalised:
+    """Check the decoded dataset and return it as labels, split and image parts."""
     if not 0 < test_fraction < 1:
         raise DatasetError(
             f"test_fraction={test_fraction!r} is invalid; accepted is a number between 0 and 1"
@@ -270,32 +303,43 @@ def _finalise(decoded: Decoded, seed: int, test_fraction: float
             "training images"
         )
     if decoded.test is None:
-        images, labels = decoded.train.images, train_labels
+        parts, labels = [decoded.train.images], train_labels
         num_held_out = int(round(len(labels) * test_fraction))
         held_out = stratified_sample(labels, num_held_out, np.random.default_rng(seed), keep_one_out=True)
         is_test = np.zeros(len(labels), dtype=bool)
         is_test[held_out] = True
         split = {"kind": "stratified", "seed": seed, "test_fraction": test_fraction}
     else:
-        images = np.concatenate([decoded.train.images, decoded.test.images])
+        parts = [decoded.train.images, decoded.test.images]
         labels = np.concatenate([train_labels, test_labels])
         is_test = np.concatenate([np.zeros(num_train, dtype=bool), np.ones(num_test, dtype=bool)])
         split = {"kind": "source"}
-    height, width, channels = images.shape[1:]
-    if images.dtype != np.uint8 or channels not in (1, 3) or min(height, width) < 1:
-        raise DatasetError(
-            f"images are {images.dtype} {images.shape}; accepted are uint8 N×H×W×C, C = 1 or 3"
-        )
-    return np.ascontiguousarray(images), labels.astype(np.int64), is_test, class_names, split
+    for images in parts:
+        height, width, channels = images.shape[1:]
+        if images.dtype != np.uint8 or channels not in (1, 3) or min(height, width) < 1:
+            raise DatasetError(
+                f"images are {images.dtype} {images.shape}; accepted are uint8 N×H×W×C, C = 1 or 3"
+            )
+    return _Finalised([np.ascontiguousarray(images) for images in parts], labels.astype(np.int64), is_test,
+                      class_names, split)
 
 
 def content_hash(images: np.ndarray, labels: np.ndarray, is_test: np.ndarray,
                  class_names: list[str] | tuple[str, ...]) -> str:
     """SHA-256 over a canonical encoding of the shape, class names and the three arrays."""
+    return _content_hash([images], tuple(images.shape), labels, is_test, class_names)
+
+
+def _content_hash(parts: list[np.ndarray], shape: tuple[int, ...], labels: np.ndarray, is_test: np.ndarray,
+                  class_names: list[str] | tuple[str, ...]) -> str:
+    """`content_hash` of the images that `parts` make end to end (`shape`), without joining them."""
     digest = hashlib.sha256(_HASH_DOMAIN)
-    header = {"image_shape": list(images.shape), "class_names": list(class_names)}
+    header = {"image_shape": list(shape), "class_names": list(class_names)}
     digest.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\x00")
-    digest.update(memoryview(np.ascontiguousarray(images, dtype=np.uint8)).cast("B"))
+    for images in parts:
+        step = _rows_per_chunk(images)  # a memory-mapped store is read in pieces
+        for start in range(0, len(images), step):
+            digest.update(memoryview(np.ascontiguousarray(images[start:start + step], dtype=np.uint8)).cast("B"))
     digest.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
     digest.update(np.ascontiguousarray(is_test, dtype=np.uint8).tobytes())
     return digest.hexdigest()
@@ -303,26 +347,32 @@ def content_hash(images: np.ndarray, labels: np.ndarray, is_test: np.ndarray,
 
 def _write_store(decoded: Decoded, root_dir: Path, name: str, format: str, source: dict[str, Any],
                  seed: int, test_fraction: float) -> DatasetInfo:
-    images, labels, is_test, class_names, split = _finalise(decoded, seed, test_fraction)
-    digest = content_hash(images, labels, is_test, class_names)
+    data = _finalise(decoded, seed, test_fraction)
+    del decoded  # the parts hold the pixels now
+    digest = _content_hash(data.parts, data.shape, data.labels, data.is_test, data.class_names)
     root_dir.mkdir(parents=True, exist_ok=True)
     final = root_dir / digest
     if (final / "meta.json").is_file():
         # Same content already stored (perhaps from another upload): reuse it, but describe this
         # import by its own name and format rather than the first importer's.
         return replace(open_store(final).info, name=name, format=format)
-    mean, std = _pixel_moments(images[~is_test])
+    train_rows, offset = [], 0
+    for images in data.parts:
+        train_rows.append(~data.is_test[offset:offset + len(images)])
+        offset += len(images)
+    mean, std = _pixel_moments(data.parts, train_rows)
     meta = {
-        "store_version": STORE_VERSION, "name": name, "format": format, "class_names": class_names,
-        "image_shape": list(images.shape[1:]), "num_train": int((~is_test).sum()),
-        "num_test": int(is_test.sum()), "num_classes": len(class_names), "content_hash": digest,
-        "source": source, "split": split,
+        "store_version": STORE_VERSION, "name": name, "format": format, "class_names": data.class_names,
+        "image_shape": list(data.shape[1:]), "num_train": int((~data.is_test).sum()),
+        "num_test": int(data.is_test.sum()), "num_classes": len(data.class_names), "content_hash": digest,
+        "source": source, "split": data.split,
         # Inputs are normalised with these at training and at inference after export.
         "channel_mean": mean.tolist(), "channel_std": std.tolist(),
     }
     temporary = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=root_dir))
     try:
-        for filename, array in (("images.npy", images), ("labels.npy", labels), ("is_test.npy", is_test)):
+        _save_parts(temporary / "images.npy", data.parts, data.shape)
+        for filename, array in (("labels.npy", data.labels), ("is_test.npy", data.is_test)):
             with open(temporary / filename, "wb") as file:
                 np.save(file, array, allow_pickle=False)
                 file.flush()
@@ -341,6 +391,18 @@ def _write_store(decoded: Decoded, root_dir: Path, name: str, format: str, sourc
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return _info_from_meta(final, meta)
+
+
+def _save_parts(path: Path, parts: list[np.ndarray], shape: tuple[int, ...]) -> None:
+    """What ``np.save`` writes for the images `parts` make end to end, written part by part."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": tuple(shape)}
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, header)
+        for images in parts:
+            images.tofile(file)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def open_store(path: Path | str, *, verify: bool = False) -> DatasetStore:
@@ -389,15 +451,34 @@ def channel_stats(store: DatasetStore) -> tuple[np.ndarray, np.ndarray]:
     if "channel_mean" in store.meta and "channel_std" in store.meta:
         return (np.array(store.meta["channel_mean"], dtype=np.float32),
                 np.array(store.meta["channel_std"], dtype=np.float32))
-    return _pixel_moments(store.images[store.indices("train")])
+    return _pixel_moments([store.images], [~store.is_test])
 
 
-def _pixel_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+_CHUNK_BYTES = 1 << 20  # pixels hashed or counted per step: bounded scratch memory, whatever the dataset
+
+
+def _rows_per_chunk(images: np.ndarray) -> int:
+    return max(1, _CHUNK_BYTES // max(1, math.prod(images.shape[1:])))
+
+
+def _pixel_moments(parts: list[np.ndarray], rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (pixels scaled to 0..1) of the images ``parts[i][rows[i]]``.
+
+    A histogram of the 256 levels gives exact moments without a float copy of the images; it is
+    counted a chunk of rows at a time, since counting widens the pixels to int64.
+    """
+    channels = parts[0].shape[-1]
+    counts = np.zeros((channels, 256), dtype=np.int64)
+    for images, selected in zip(parts, rows):
+        step = _rows_per_chunk(images)
+        for start in range(0, len(images), step):
+            chunk = images[start:start + step][selected[start:start + step]]
+            for channel in range(channels):
+                counts[channel] += np.bincount(chunk[..., channel].ravel(), minlength=256)
     levels = np.arange(256) / 255
     means, stds = [], []
-    for channel in range(images.shape[-1]):
-        # A histogram of the 256 levels gives exact moments without a float copy of the images.
-        histogram = np.bincount(images[..., channel].ravel(), minlength=256) / images[..., channel].size
+    for channel in range(channels):
+        histogram = counts[channel] / counts[channel].sum()
         mean = float(histogram @ levels)
         means.append(mean)
         stds.append(max(math.sqrt(float(histogram @ (levels - mean) ** 2)), 1e-6))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from typing import Iterable, Optional
 
-from ..cost_model import cost
+from ..search import blockwise_cost_fn
 from ..space import Architecture, SearchSpace
 
 DESIGNS = ("uniform", "budget_band")
@@ -56,7 +56,12 @@ def budget_band(space: SearchSpace, k: int, seed: int, target_macs: float, band:
     if target_macs <= 0:
         raise ValueError(f"target_macs must be positive, got {target_macs}")
     low, high = target_macs * (1 - band), target_macs * (1 + band)
-    reference_macs = cost(space, space.reference, in_channels, num_classes).macs
+    macs = blockwise_cost_fn(space, in_channels, num_classes)  # cost_model.cost's numbers, memoised per block
+    reference_macs, smallest_macs = macs(space.reference).macs, macs(space.smallest).macs
+    if high < smallest_macs or low > reference_macs:
+        raise ValueError(f"no architecture of {space.name} has MACs within ±{100 * band:g} % of {target_macs:,.0f}: "
+                         f"they range from {smallest_macs:,} (the smallest) to {reference_macs:,} (the reference); widen the "
+                         "band or move the target into that range")
     chosen: list[Architecture] = []
     max_draws = MAX_DRAWS_PER_ARCH * k
     for n, arch in enumerate(_draws(space, seed)):
@@ -69,7 +74,7 @@ def budget_band(space: SearchSpace, k: int, seed: int, target_macs: float, band:
                 f"the space's typical MACs (the reference has {reference_macs:,})")
         if arch == space.reference or arch in chosen:
             continue
-        if low <= cost(space, arch, in_channels, num_classes).macs <= high:
+        if low <= macs(arch).macs <= high:
             chosen.append(arch)
     return chosen
 

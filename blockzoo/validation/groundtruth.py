@@ -20,8 +20,9 @@ data order, which is what the seed-to-seed ceiling measures.
 for PR/KD the reference hash, remap order and zoo recipe + KD-batch hash). Written atomically; a
 cached result is never recomputed. **Resume**: ``train_network`` checkpoints after every epoch
 into ``checkpoint_dir/<key>.pt``; a killed run restarts from the last finished epoch. A claim
-file (``O_EXCL``, holding the pid) keeps two processes from training the same key, so several
-workers (several GPUs) can share one list of trainings.
+file (``checkpoint_dir/<key>.claim``, locked with ``flock`` while its holder trains) keeps two
+processes, or two threads, from training the same key, so several workers (several GPUs) can
+share one list of trainings; a killed worker's lock is gone with it.
 
 Networks and inputs are put in ``channels_last`` memory format (faster convolutions on CPUs);
 it changes float summation order only.
@@ -35,7 +36,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -49,56 +50,17 @@ from ..nets import Network, build_network
 from ..progress import Cancelled
 from ..remap import remap_network
 from ..space import Architecture, SearchSpace
-from ..training import TrainRecipe, channels_last, train_network
+from ..training import channels_last, train_network
 from ..files import write_atomic
 from ..zoo import BlockZoo
+from .claims import Claim
+from .recipe import DEFAULT_RECIPES, GroundTruthRecipe, default_recipe  # noqa: F401  (re-exported)
 
 INITS = ("SC", "PR", "KD")
 # Part of every cache key: bump it only when a cached result can no longer be trusted.
 CACHE_VERSION = 1
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GroundTruthRecipe:
-    """How a ground-truth network is trained: ``TrainRecipe`` minus the seed (the seed is per run)."""
-
-    epochs: float = 6
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-5
-    label_smoothing: float = 0.1
-    warmup_epochs: float = 0.5
-    augment: bool = True
-    flip: bool = True
-
-    def train_recipe(self, seed: int) -> TrainRecipe:
-        return TrainRecipe(seed=seed, **asdict(self))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "GroundTruthRecipe":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ground-truth recipe field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
-
-
-# Per space (``<preset>@<input size>``), the recipe whose results are committed evidence
-# (docs/proxy-quality-protocol.md); other spaces get the dataclass defaults.
-DEFAULT_RECIPES: dict[str, GroundTruthRecipe] = {
-    "mbv3-tiny@28": GroundTruthRecipe(epochs=4, batch_size=256, warmup_epochs=0.3),
-}
-
-
-def default_recipe(space_name: str) -> GroundTruthRecipe:
-    """The ground-truth recipe a validation of ``space_name`` uses unless told otherwise."""
-    return DEFAULT_RECIPES.get(space_name, GroundTruthRecipe())
 
 
 @dataclass(frozen=True)
@@ -147,16 +109,6 @@ def unpack_correct(record: Mapping[str, Any]) -> Optional[np.ndarray]:
 
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class GroundTruth:
@@ -240,31 +192,18 @@ class GroundTruth:
             return remap_network(self.space, self.zoo.reference, training.arch)
         return self.zoo.assemble(training.arch)
 
-    def _claim(self, key: str) -> Optional[Path]:
+    def _claim(self, key: str) -> Optional[Claim]:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        claim = self.checkpoint_dir / f"{key[:24]}.claim"
-        for _ in range(2):
-            try:
-                fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    pid = int(claim.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _pid_alive(pid) and pid != os.getpid():
-                    return None  # another live worker trains this one
-                claim.unlink(missing_ok=True)  # stale claim of a killed worker
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
-            return claim
-        return None
+        return Claim.take(self.checkpoint_dir / f"{key[:24]}.claim")
 
-    def run(self, training: Training, should_stop: Optional[Callable[[], bool]] = None) -> Optional[dict[str, Any]]:
+    def run(self, training: Training, should_stop: Optional[Callable[[], bool]] = None,
+            on_start: Optional[Callable[[], None]] = None) -> Optional[dict[str, Any]]:
         """The cached result, or train now and cache it. None if another worker holds the training.
 
-        Raises ``blockzoo.progress.Cancelled`` when ``should_stop`` turns true (at an epoch
-        boundary, after the checkpoint is written).
+        ``on_start`` is called once this process holds the training and is about to train it (not
+        for a cached result), e.g. to record who trains what. Raises
+        ``blockzoo.progress.Cancelled`` when ``should_stop`` turns true (at an epoch boundary,
+        after the checkpoint is written).
         """
         found = self.cached(training)
         if found is not None:
@@ -277,9 +216,11 @@ class GroundTruth:
             found = self.cached(training)  # finished by another worker meanwhile
             if found is not None:
                 return found
+            if on_start is not None:
+                on_start()
             return self._train(training, key, should_stop)
         finally:
-            claim.unlink(missing_ok=True)
+            claim.release()
 
     def _train(self, training: Training, key: str, should_stop: Optional[Callable[[], bool]]) -> dict[str, Any]:
         checkpoint = self.checkpoint_dir / f"{key[:24]}.pt"

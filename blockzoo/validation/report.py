@@ -20,16 +20,12 @@ from typing import Any, Collection, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..signals import LABELS, LOWER_IS_BETTER
 from .statistics import N_BOOT, correlate, paired_difference, project_ceiling, seed_reliability
 
 TARGETS = ("accuracy", "nll")
-# Signals where a lower value predicts a better architecture.
-LOWER_IS_BETTER = frozenset({"kd_loss"})
-SIGNAL_LABELS = {
-    "proxy_accuracy": "the BlockZoo proxy", "heldout_accuracy": "held-out proxy accuracy", "kd_loss": "KD loss",
-    "flops": "MACs", "macs": "MACs", "params": "Params", "synflow": "Synflow", "naswot": "NASWOT",
-    "gradnorm": "Gradnorm", "snip": "Snip", "fisher": "Fisher", "l2norm": "L2norm",
-}
+# The signals' names in prose (blockzoo.signals), plus the zero-cost name of MACs.
+SIGNAL_LABELS = {**LABELS, "flops": "MACs"}
 
 
 def clean(value: Optional[float], digits: int = 4) -> Optional[float]:

@@ -126,6 +126,11 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Liveness (infra.liveness): the run that owns a running job writes heartbeat_at every few
+    # seconds; run_token names that run, so only it may write the job's progress and outcome.
+    heartbeat_at: Mapped[datetime | None]
+    run_token: Mapped[str | None] = mapped_column(String(32))
+    runner: Mapped[str | None] = mapped_column(String(200))  # host, pid namespace and pid of the run
 
 
 class ScoreResult(Base):
@@ -180,3 +185,89 @@ class Finetune(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     zoo: Mapped[Zoo] = relationship(lazy="joined")
+
+
+class Validation(Base):
+    """A validation of a zoo: a sample of its architectures trained on its dataset, and how well
+    every signal ranks them (docs/validation.md).
+
+    ``plan`` fixes the architectures, seeds and recipe; each (architecture, seed) is a row of
+    ``validation_trainings``; ``job_id`` is the job that writes ``report`` (and the plot, a PNG at
+    ``plot_path`` in the data directory) once every training is done.
+    """
+
+    __tablename__ = "validations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    zoo_id: Mapped[str] = mapped_column(ForeignKey("zoos.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    request: Mapped[dict[str, Any]]
+    plan: Mapped[dict[str, Any]]
+    report: Mapped[dict[str, Any] | None]
+    plot_path: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ValidationTraining(Base):
+    """One (architecture, seed) of a validation and its result.
+
+    ``job_id`` is its own ``validation_train`` job; ``trained_by_job_id`` and ``trainer`` (host:pid)
+    name the run that trained it; ``trained_count`` counts the runs that trained it to the end for
+    this validation (0 when an earlier validation of the zoo had trained it already).
+    """
+
+    __tablename__ = "validation_trainings"
+    __table_args__ = (UniqueConstraint("validation_id", "arch_id", "seed"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    validation_id: Mapped[str] = mapped_column(ForeignKey("validations.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)  # order in the plan (seed-major)
+    arch_id: Mapped[str] = mapped_column(String(128))
+    seed: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | training | done
+    trained_by_job_id: Mapped[str | None] = mapped_column(String(32))
+    trainer: Mapped[str | None] = mapped_column(String(200))
+    trained_count: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class LatencyTable(Base):
+    """A latency lookup table (``latency_tables/<id>.json``): uploaded, or measured by a job on a worker's device.
+
+    The columns summarise the file (space, shapes, device, machine, calibration scale, the
+    fastest and the largest architecture's predicted latency) so that listings and matching a
+    zoo need not read it; ``state`` is ``measuring`` until its job wrote the file, then ``ready``
+    (or ``failed``).
+    """
+
+    __tablename__ = "latency_tables"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))  # "upload" | "measured"
+    state: Mapped[str] = mapped_column(String(16), default="ready")  # measuring | ready | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    space_name: Mapped[str] = mapped_column(String(64))
+    space: Mapped[dict[str, Any]]
+    in_channels: Mapped[int] = mapped_column(Integer)
+    num_classes: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    request: Mapped[dict[str, Any] | None]  # measured: what was asked (timing, calibration networks)
+    device: Mapped[str | None] = mapped_column(String(64))
+    machine: Mapped[str | None] = mapped_column(Text)
+    torch_version: Mapped[str | None] = mapped_column(String(64))
+    blocks: Mapped[int | None] = mapped_column(Integer)
+    scale: Mapped[float | None] = mapped_column(Float)
+    fastest_ms: Mapped[float | None] = mapped_column(Float)
+    largest_ms: Mapped[float | None] = mapped_column(Float)
+    path: Mapped[str | None] = mapped_column(String(512))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

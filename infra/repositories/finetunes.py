@@ -29,3 +29,7 @@ def set_result(session: Session, finetune_id: str, result: dict, path: str, cont
     if finetune is None:
         raise LookupError(f"fine-tune {finetune_id!r} no longer exists")
     finetune.result, finetune.path, finetune.content_hash = result, path, content_hash
+
+
+def delete(session: Session, finetune: Finetune) -> None:
+    session.delete(finetune)

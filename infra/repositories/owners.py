@@ -15,6 +15,10 @@ def add_owner(session: Session, owner: Owner) -> Owner:
     return owner
 
 
+def get_owner(session: Session, owner_id: str) -> Owner | None:
+    return session.get(Owner, owner_id)
+
+
 def add_api_key(session: Session, key: ApiKey) -> ApiKey:
     session.add(key)
     return key

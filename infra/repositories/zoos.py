@@ -69,6 +69,15 @@ def mark_build_failed(session: Session, zoo_id: str, error: str) -> bool:
     return result.rowcount == 1
 
 
+def restart_build(session: Session, zoo_id: str) -> bool:
+    """failed -> building, the error cleared: of two concurrent resumes exactly one moves the zoo."""
+    result = session.execute(
+        update(Zoo).where(Zoo.id == zoo_id, Zoo.state == "failed").values(state="building", error=None,
+                                                                          updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
 def block_count(session: Session, zoo_id: str) -> int:
     return session.scalar(select(func.count()).select_from(Block).where(Block.zoo_id == zoo_id)) or 0
 
@@ -79,11 +88,16 @@ def build_job_id(session: Session, zoo_id: str) -> str | None:
     )
 
 
-def active_job(session: Session, zoo_id: str, kind: str, payload_key: str, value: Any) -> Job | None:
-    """An unfinished job of ``kind`` on the zoo whose payload has ``payload_key == value`` (dedupe)."""
+def active_job(session: Session, zoo_id: str, kind: str, payload_key: str, value: Any,
+               defaults: dict[str, Any] | None = None, **more: Any) -> Job | None:
+    """An unfinished job of ``kind`` on the zoo whose payload has ``payload_key == value`` and the
+    ``more`` items (a payload without one of those keys has its value in ``defaults``): dedupe."""
+    wanted = {payload_key: value, **more}
+    defaults = defaults or {}
     jobs = session.scalars(select(Job).where(Job.zoo_id == zoo_id, Job.kind == kind,
                                              Job.state.in_(("queued", "running"))))
-    return next((j for j in jobs if (j.payload or {}).get(payload_key) == value), None)
+    return next((j for j in jobs if all((j.payload or {}).get(k, defaults.get(k)) == v
+                                        for k, v in wanted.items())), None)
 
 
 def active_job_ids(session: Session, zoo_id: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Helpers shared by the zoo job kinds: open the zoo, record distilled blocks as rows."""
+"""Helpers shared by the zoo job kinds: open the zoo, record distilled blocks as rows, read latency tables."""
 
 from __future__ import annotations
 
@@ -7,22 +7,23 @@ from typing import TYPE_CHECKING
 
 from blockzoo.space import block_code
 
+from infra import latency_tables
 from infra.db.models import Zoo
+from infra.repositories import latency_tables as latency_repo
 from infra.repositories import zoos as zoos_repo
 from worker.context import JobContext
 
 if TYPE_CHECKING:
+    from blockzoo.latency.table import LatencyTable as LookupTable
     from blockzoo.zoo import BlockZoo
 
 
 def setup_torch(ctx: JobContext) -> None:
-    """Apply the thread setting before the first torch op of a job (process-wide, idempotent)."""
-    threads = ctx.runtime.settings.torch_threads
-    if threads:
-        import torch
+    """Apply the job thread count before the first torch op of a job (process-wide, idempotent):
+    ``BLOCKZOO_TORCH_THREADS``, else ``cores // (job slots + 1)`` (``blockzoo.threads``)."""
+    from blockzoo.threads import apply_threads
 
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    apply_threads(ctx.runtime.settings.job_threads())
 
 
 def load_zoo_row(ctx: JobContext) -> Zoo:
@@ -34,13 +35,27 @@ def load_zoo_row(ctx: JobContext) -> Zoo:
         return zoo
 
 
+def load_latency_table(ctx: JobContext, zoo: Zoo, table_id: str) -> LookupTable:
+    """The job owner's latency table ``table_id``, checked to fit ``zoo`` (pure: no torch)."""
+    with ctx.session() as session:
+        row = latency_repo.get(session, table_id)
+        if row is None or row.owner_id != ctx.owner_id:
+            raise LookupError(f"latency table {table_id!r} no longer exists")
+        session.expunge(row)
+    table = latency_tables.load(ctx.storage, row)
+    latency_tables.check_fits_zoo(table, zoo)
+    return table
+
+
 def open_zoo(ctx: JobContext, zoo: Zoo) -> BlockZoo:
     from blockzoo.zoo import BlockZoo
 
     from blockzoo.training import default_device
 
     setup_torch(ctx)
-    return BlockZoo.open(ctx.storage.resolve(zoo.path), device=default_device())
+    opened = BlockZoo.open(ctx.storage.resolve(zoo.path), device=default_device())
+    opened.limit_memory(ctx.runtime.settings.score_memory_bytes)  # bounds a job's loaded blocks
+    return opened
 
 
 def record_blocks(ctx: JobContext, zoo_row: Zoo, zoo: BlockZoo,

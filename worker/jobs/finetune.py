@@ -52,11 +52,11 @@ def finetune(ctx: JobContext) -> dict[str, Any]:
     start = 0.0
     if row.init == "zoo":  # distil the missing blocks here, with progress and cancel, and record them
         start = 0.2
-        ctx.progress(0.0, f"distilling the blocks of {arch.id} if missing")
+        ctx.progress(0.0, f"distilling: the blocks of {arch.id} if missing")
         zoo.ensure_blocks([arch], progress=scaled(ctx, 0.0, start), should_stop=ctx.should_stop)
         record_blocks(ctx, zoo_row, zoo, list(enumerate(arch.expand)))
     ctx.check_stop()
-    ctx.progress(start, f"fine-tuning {arch.id} from {row.init} init")
+    ctx.progress(start, f"preparing: fine-tuning {arch.id} from {row.init} init")
     path.parent.mkdir(parents=True, exist_ok=True)
     result = finetune_architecture(zoo, arch, open_store(store_path), recipe, init=row.init, out_path=path,
                                    progress=scaled(ctx, start, 1.0), should_stop=ctx.should_stop)
@@ -64,6 +64,7 @@ def finetune(ctx: JobContext) -> dict[str, Any]:
             "initial_test_accuracy": finite_or_none(result.initial_test_accuracy),
             "test_accuracy": finite_or_none(result.test_accuracy), "steps": result.steps, "seconds": result.seconds,
             "recipe": recipe.to_dict(), "sha256": result.sha256, "bytes": path.stat().st_size}
+    ctx.check_stop()  # only the run that owns the job records the weights it wrote
     with ctx.session() as session:
         finetunes_repo.set_result(session, row.id, body, ctx.storage.relative(path), result.sha256)
         session.commit()

@@ -16,7 +16,7 @@ from blockzoo.space import unique
 from infra.repositories import zoos as zoos_repo
 from infra.scores import BASELINE_METRICS, result_body
 from worker.context import JobContext
-from worker.jobs.common import load_zoo_row, open_zoo, record_blocks
+from worker.jobs.common import load_latency_table, load_zoo_row, open_zoo, record_blocks
 from worker.registry import job_kind
 
 PHASES = {"distilling": (0.0, 0.7), "scoring": (0.7, 0.85), "zero-cost": (0.85, 1.0)}
@@ -27,6 +27,8 @@ def score(ctx: JobContext) -> dict[str, Any]:
     zoo_row = load_zoo_row(ctx)
     space = zoos_repo.space_of(zoo_row)
     archs = [space.parse(a) for a in ctx.payload["architectures"]]
+    table_id = ctx.payload.get("latency_table_id")
+    latency = load_latency_table(ctx, zoo_row, table_id) if table_id else None  # before the work: it may be gone
     metrics = list(ctx.payload.get("metrics", []))
     todo = unique(archs)
     with ctx.session() as session:
@@ -46,4 +48,4 @@ def score(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.session() as session:
         stored = zoos_repo.scores(session, zoo_row.id, [a.id for a in todo])
-    return result_body(zoo_row, space, archs, metrics, stored, ctx.job_id)
+    return result_body(zoo_row, space, archs, metrics, stored, ctx.job_id, latency, table_id)
