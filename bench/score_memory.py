@@ -131,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    command = " ".join(["python -m bench.score_memory", *(argv if argv is not None else sys.argv[1:])])
     lines = [
         f"# Scoring memory: {args.archs} architectures, lazy mbv3-tiny zoo (KD T=4 × 32, one torch thread)", "",
+        f"Command: `{command}`", "",
         f"Worker memory setting score_memory_bytes = {memory_bytes / 2**20:.0f} MiB; bound {args.bound_gib} GiB.", "",
         "| run | calls | peak RSS | RSS after imports | blocks distilled | seconds |", "|---|---|---|---|---|---|",
     ]
