@@ -102,6 +102,9 @@ def markdown(r: dict[str, Any]) -> str:
                    "> architectures trained so far and will change. Rerun `--stage groundtruth` to continue.",
         "complete": "",
     }[r["status"]]
+    if r["status"] == "complete" and r.get("finetune_status") == "partial":
+        banner = (f"> Every architecture has every SC seed; the PR and KD columns (fine-tuning from the zoo, Fig. 3) "
+                  f"are **partial**: PR {gt['counts']['PR']}/{p['finetune_k']}, KD {gt['counts']['KD']}/{p['finetune_k']}.")
     lines = [
         f"# Proxy quality ({p['name']} protocol, {r['status']})", "", banner, "",
         f"Space `{p['space']}` ({p['note']}); Fashion-MNIST, training subset {p['train_limit'] or 'all 60,000'}, "
