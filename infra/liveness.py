@@ -111,9 +111,9 @@ class Reaped:
 def reap(factory: sessionmaker[Session], settings: Settings, send: Send) -> Reaped:
     """One sweep: every running job whose run is dead is re-queued (and re-sent), failed or cancelled.
 
-    A job is re-sent before its re-queue commits: if the broker is down, the transaction rolls
-    back and the job stays as it was, for the next sweep. A message that arrives before the
-    commit waits on the row and then claims the queued job.
+    A re-queued job is committed before it is re-sent, so that its message always finds it
+    queued (a claim reads the committed row and does not wait for other writers). If the broker
+    is down, the job is put back as it was (running, stale) for the next sweep to try again.
     """
     reaped = Reaped()
     cancel_cutoff = heartbeat_cutoff(settings, settings.cancel_orphan_after_s)
@@ -133,14 +133,16 @@ def reap(factory: sessionmaker[Session], settings: Settings, send: Send) -> Reap
             if outcome is None:
                 session.rollback()
                 continue
+            attempts, heartbeat_at = job.attempts, job.heartbeat_at
+            session.commit()
             if outcome == "queued":
                 try:
                     send(job_id)
                 except Exception as exc:
-                    session.rollback()
+                    jobs_repo.unqueue_unsent(session, job_id, attempts, heartbeat_at)
+                    session.commit()
                     log.warning("job %s: could not re-send it (%s); the next sweep tries again", job_id, exc)
                     continue
-            session.commit()
             {"queued": reaped.requeued, "failed": reaped.failed, "cancelled": reaped.cancelled}[outcome].append(job_id)
             log.warning("job %s (%s): its run died (last heartbeat %s): %s", job_id, job.kind, last, outcome)
     return reaped

@@ -205,6 +205,7 @@ def killed_build(stack: Stack, request: pytest.FixtureRequest) -> KilledBuild:
         finally:
             watching.set()
             watcher.join(timeout=10)
+    progress.append(job["progress"])  # the watcher may have stopped before its last poll saw the end
     return KilledBuild(zoo_id, job, zoo_dir, before, view, progress)
 
 

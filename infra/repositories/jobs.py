@@ -132,6 +132,18 @@ def end_run(session: Session, job: Job, state: str, heartbeat_before: datetime |
     return result.rowcount == 1
 
 
+def unqueue_unsent(session: Session, job_id: str, attempts: int, heartbeat_at: datetime | None) -> bool:
+    """Undo a re-queue whose message could not be sent: running again with its stale heartbeat, so
+    that the next sweep retries; unless a run claimed the job meanwhile (a late delivery)."""
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.state == "queued", Job.run_token.is_(None),
+                          Job.attempts == attempts)
+        .values(state="running", heartbeat_at=heartbeat_at, message="re-queue pending: the job backend was "
+                "unreachable", updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
 def fail_queued(session: Session, job_id: str, error: str) -> bool:
     """A queued job that no run will ever take (e.g. its message never reached the broker)."""
     now = utcnow()
