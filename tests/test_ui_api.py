@@ -65,6 +65,29 @@ def test_dashboard_files_are_served_and_reference_nothing_outside(server: LiveSe
             assert r.status_code == 200, path
 
 
+API_PATH = re.compile(r"""["`](/v1/[^"`?]*)""")  # a path the dashboard requests, up to its query string
+
+
+def test_every_api_path_the_dashboard_calls_is_in_the_openapi_spec(server: LiveServer) -> None:
+    """A typo in a route (or a route renamed in the API) fails here, not in a person's browser."""
+    with server.client() as c:
+        spec = c.get("/openapi.json").json()
+    routes = [re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$") for path in spec["paths"]]
+    called = set()
+    for path in (STATIC_DIR / "js").rglob("*.js"):
+        text = path.read_text()
+        # Text goes into the page as text nodes only, and jobs are followed with fetch (whose
+        # Authorization header EventSource cannot send): the key never goes into a URL.
+        assert ".innerHTML" not in text and "insertAdjacentHTML" not in text and "new EventSource" not in text, path
+        for found in API_PATH.findall(text):
+            found = re.sub(r"\$\{[^}]*$", "", found)  # a query string built in a nested template
+            called.add(re.sub(r"\$\{[^}]*\}", "ID", found))
+    assert {"/v1/jobs/ID/events", "/v1/validations/ID", "/v1/latency-tables/measure", "/v1/keys/ID/revoke",
+            "/v1/zoos/ID/resume"} <= called
+    unknown = sorted(p for p in called if not any(route.match(p) for route in routes))
+    assert not unknown, f"the dashboard calls paths the API does not have: {unknown}"
+
+
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 def test_api_docs_use_only_assets_served_here(server: LiveServer, page: str) -> None:
     with server.client() as c:

@@ -13,6 +13,7 @@ can); Playwright for Python drives it through ``executable_path`` and never down
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -64,7 +65,9 @@ class Scenario:
     dataset_id: str = ""
     zoo_id: str = ""
     search_id: str = ""
+    latency_table_id: str = ""
     blocked: list[str] = field(default_factory=list)  # requests that tried to leave the machine
+    requests: list[str] = field(default_factory=list)  # every path the dashboard tab asked the server for
 
 
 @pytest.fixture(scope="module")
@@ -130,13 +133,15 @@ def offline_context(browser, served: Served, blocked: list[str]):
     return context
 
 
-def screenshot(page, name: str, full_page: bool = True) -> None:
-    """docs/ui/<name>.png (the full page, or the viewport), in a 256-colour palette to stay small in git."""
+def screenshot(page, name: str, full_page: bool = True, mask: list | None = None) -> None:
+    """docs/ui/<name>.png (the full page, or the viewport), in a 256-colour palette to stay small in git;
+    ``mask``: locators painted over (secrets)."""
     from PIL import Image
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide", mask=mask or [],
+                    mask_color="#c5d0db")
     with Image.open(path) as image:
         small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     small.save(path, optimize=True)
@@ -150,6 +155,7 @@ def page(browser, served: Served, scenario: Scenario) -> Iterator[object]:
     tab.set_default_timeout(30_000)
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("request", lambda request: scenario.requests.append(urlsplit(request.url).path))
     tab.goto(f"{served.url}/")
     expect(tab).to_have_url(re.compile(r"/ui/"))
     screenshot(tab, "sign-in")
@@ -169,6 +175,24 @@ def go(page, served: Served, fragment: str) -> None:
     page.goto(f"{served.url}/ui/#{fragment}")
 
 
+def api(served: Served, method: str, path: str, **kwargs) -> httpx.Response:
+    """The API itself, with the test's key (for the facts the pages are checked against)."""
+    response = httpx.request(method, f"{served.url}{path}", headers={"Authorization": f"Bearer {served.key}"},
+                             timeout=60, **kwargs)
+    response.raise_for_status()
+    return response
+
+
+def ms_text(value: float) -> str:
+    """Milliseconds as the dashboard writes them (format.js `ms`)."""
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def accept_next_dialog(page) -> None:
+    """The next window.confirm is answered OK (Playwright dismisses dialogs otherwise)."""
+    page.once("dialog", lambda dialog: dialog.accept())
+
+
 @pytest.fixture(scope="module")
 def dataset(page, served: Served, scenario: Scenario) -> str:
     """The synthetic built-in dataset, imported with the form."""
@@ -186,13 +210,34 @@ def dataset(page, served: Served, scenario: Scenario) -> str:
 
 @pytest.fixture(scope="module")
 def zoo(page, served: Served, scenario: Scenario, dataset: str) -> str:
-    """A lazy mbv3-tiny zoo, created with the form (its small defaults) and watched to the end."""
+    """A lazy mbv3-tiny zoo, created with the form (its small defaults) and watched to the end.
+
+    The build is followed through the job's event stream: its phase and ETA show while it runs,
+    the stream carries every change, and the page never polls the job.
+    """
     go(page, served, f"/zoos?dataset={dataset}")
+    # Every distinct value the build's progress bar shows, recorded in the page as it changes.
+    page.evaluate("""() => {
+        window.seenProgress = new Set();
+        new MutationObserver(() => {
+            const bar = document.querySelector('.job-panel [role=progressbar]');
+            if (bar) window.seenProgress.add(bar.getAttribute('aria-valuenow'));
+        }).observe(document.body, {subtree: true, childList: true, attributes: true});
+    }""")
     page.get_by_role("button", name="Create zoo").click()
     expect(page).to_have_url(re.compile(r"#/zoos/zoo_\w+$"))
     scenario.zoo_id = page.url.rsplit("/", 1)[1]
+    panel = page.locator(".job-panel")
+    job_id = panel.get_attribute("data-job")
+    expect(panel).to_have_attribute("data-transport", "stream")
+    expect(panel.locator(".job-phase")).to_contain_text(" left", timeout=JOB_TIMEOUT_MS)  # "training · about 4 s left"
+    screenshot(page, "zoo-building")
     expect(page.locator(".job-panel .progress-text")).to_have_text("100 %", timeout=JOB_TIMEOUT_MS)
     expect(page.locator(".page-header .badge")).to_have_text("ready")
+    seen = page.evaluate("[...window.seenProgress]")
+    assert len(seen) >= 3 and "100" in seen, seen  # steps on the way to 100 %, ...
+    assert scenario.requests.count(f"/v1/jobs/{job_id}/events") == 1  # ... all through one event stream,
+    assert f"/v1/jobs/{job_id}" not in scenario.requests, "the page polled the job"  # never by polling
     return scenario.zoo_id
 
 
@@ -270,6 +315,7 @@ def test_the_builder_shows_live_cost_and_scores_architectures(page, served: Serv
     compare.get_by_role("link", name=arch_id).click()  # back to the first one, from the comparison
     expect(page.locator("input[name=arch_id]")).to_have_value(arch_id)
     expect(page.locator(f".score-result[data-arch='{arch_id}'] [data-stat=proxy]")).to_contain_text("%")
+    expect(macs).to_have_text(re.compile(r"\d"))
     screenshot(page, "builder")
 
 
@@ -319,7 +365,7 @@ def test_the_pareto_plot_explains_a_point_on_hover_and_opens_it(page, served: Se
     expect(page.locator("input[name=arch_id]")).to_have_value(best["arch_id"])
 
 
-def test_a_pick_downloads_its_weights_and_fine_tunes(page, served: Served, search: str) -> None:
+def test_a_pick_downloads_its_weights_and_fine_tunes(page, served: Served, scenario: Scenario, search: str) -> None:
     go(page, served, f"/searches/{search}")
     picks = page.locator(".card", has=page.get_by_role("heading", name="Picks (best first)"))
     first = picks.locator("tbody tr").first
@@ -329,9 +375,15 @@ def test_a_pick_downloads_its_weights_and_fine_tunes(page, served: Served, searc
     first.get_by_role("button", name="Fine-tune").click()
     form = page.locator("form[data-form=finetune]")
     form.locator("input[name=epochs]").fill("0.2")
+    # Where the event stream cannot be had (a proxy that buffers, a dropped connection), the job
+    # panel falls back to polling the job and still follows it to the end.
+    page.route("**/v1/jobs/*/events", lambda route: route.abort("connectionreset"))
     form.get_by_role("button", name="Start fine-tune").click()
     expect(page).to_have_url(re.compile(r"#/finetunes/ft_\w+$"))
+    expect(page.locator(".job-panel")).to_have_attribute("data-transport", "polling")
     expect(page.locator(".job-panel .badge")).to_have_text("succeeded", timeout=JOB_TIMEOUT_MS)
+    page.unroute("**/v1/jobs/*/events")
+    assert f"/v1/jobs/{page.locator('.job-panel').get_attribute('data-job')}" in scenario.requests
     expect(page.locator(".facts")).to_contain_text("after")
     with page.expect_download() as download:
         page.locator(".facts").get_by_role("button", name="Download weights").click()
@@ -363,6 +415,210 @@ def test_a_running_job_is_cancelled_from_the_jobs_page(page, served: Served, sea
     expect(page.locator("table")).to_contain_text(finetune_id)
     expect(page.locator("table")).to_contain_text(best["arch_id"])
     screenshot(page, "finetunes")
+
+
+def test_a_validation_reaches_its_verdict_with_signals_and_plot(page, served: Served, zoo: str) -> None:
+    """k=4 architectures x 2 seeds, half an epoch each (the form's defaults): followed live to the report."""
+    go(page, served, f"/zoos/{zoo}")
+    page.get_by_role("link", name="Validate the scores").click()
+    form = page.locator("form[data-form=validation]")
+    expect(form.locator("select[name=zoo_id]")).to_have_value(zoo)
+    assert [form.locator(f"input[name={name}]").input_value() for name in ("k", "seeds", "epochs")] == ["4", "2", "0.5"]
+    form.get_by_role("button", name="Start validation").click()
+    expect(page).to_have_url(re.compile(r"#/validations/val_\w+$"))
+    validation_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator(".validation-count")).to_contain_text("/ 8 trainings done")
+    expect(page.locator("tr.training-row")).to_have_count(8)
+    verdict = page.locator(".verdict")
+    expect(verdict).to_contain_text("Over 4 architectures", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator(".validation-count")).to_contain_text("8 / 8 trainings done")
+    report = api(served, "GET", f"/v1/validations/{validation_id}").json()["report"]
+    rows = page.locator("tr.signal-row")
+    expect(rows).to_have_count(len(report["signals"]))
+    proxy, stats = page.locator("tr.signal-row.primary"), report["signals"]["proxy_accuracy"]
+    expect(proxy).to_contain_text("proxy accuracy (primary)")
+    for target in ("accuracy", "nll"):  # rho and its interval, against accuracy and against -NLL
+        low, high = stats[target]["spearman_ci"]
+        expect(proxy).to_contain_text(f"[{low:+.2f}, {high:+.2f}]".replace("-", "\u2212"))
+    expect(page.locator(".card", has=page.get_by_role("heading", name=re.compile("^Ceiling")))).to_contain_text("Two seeds agree at")
+    plot = page.locator(".validation-plot img")
+    expect(plot).to_be_visible()
+    page.wait_for_function("document.querySelector('.validation-plot img').naturalWidth > 0")
+    expect(page.locator("tr.training-row .badge", has_text="done")).to_have_count(8)
+    screenshot(page, "validation")
+
+    # A second one (other architectures, longer trainings: nothing cached), cancelled at once from
+    # its page, then deleted; the list keeps the first.
+    go(page, served, f"/validations?zoo={zoo}")
+    form = page.locator("form[data-form=validation]")
+    form.locator("input[name=arch_seed]").fill("1")
+    form.locator("input[name=epochs]").fill("50")
+    form.get_by_role("button", name="Start validation").click()
+    expect(page).to_have_url(re.compile(r"#/validations/val_\w+$"))
+    second = page.url.rsplit("/", 1)[1]
+    page.locator("[data-action=cancel]").click()
+    expect(page.locator(".page-header .badge")).to_have_text("cancelled", timeout=JOB_TIMEOUT_MS)
+    accept_next_dialog(page)
+    page.locator("[data-action=delete]").click()
+    expect(page).to_have_url(re.compile(rf"#/validations\?zoo={zoo}$"))
+    table = page.locator(".card", has=page.get_by_role("heading", name=f"Validations of {zoo}"))
+    expect(table).to_contain_text(validation_id)
+    expect(table).not_to_contain_text(second)
+    screenshot(page, "validations")
+
+
+@pytest.fixture(scope="module")
+def latency_table(page, served: Served, scenario: Scenario, zoo: str) -> str:
+    """The zoo's shapes measured by the server's worker: 3,900 blocks, quick timing, 4 calibration networks."""
+    go(page, served, f"/latency-tables?zoo={zoo}")
+    expect(page.locator(".empty")).to_contain_text("No latency tables yet")
+    form = page.locator("form[data-form=latency-measure]")
+    expect(form.locator("select[name=space]")).to_have_value("mbv3-tiny")
+    expect(form.locator("input[name=in_channels]")).to_have_value("1")  # the zoo's, filled in
+    form.locator("input[name=architectures]").fill("4")
+    form.locator("select[name=timing]").select_option("quick")
+    form.get_by_role("button", name="Measure on the server").click()
+    expect(page).to_have_url(re.compile(r"#/latency-tables/lat_\w+$"))
+    scenario.latency_table_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator(".page-header .badge")).to_have_text("ready", timeout=JOB_TIMEOUT_MS)
+    return scenario.latency_table_id
+
+
+def test_a_latency_table_is_measured_on_the_server_and_another_uploaded(page, served: Served, latency_table: str,
+                                                                         tmp_path: Path) -> None:
+    go(page, served, f"/latency-tables/{latency_table}")
+    facts = page.locator(".facts")
+    expect(facts).to_contain_text("measured by the server")
+    expect(facts).to_contain_text("1 input channel at 16×16 px, 10 classes, batch 1")
+    expect(facts).to_contain_text("3,900 blocks")
+    expect(facts).to_contain_text("from 4 networks (coverage 95 %)")
+    expect(page.locator(".card", has=page.get_by_role("heading", name="Calibration networks")).locator("tbody tr")).to_have_count(4)
+    screenshot(page, "latency-table")
+
+    # The same table as a file, uploaded with the form (as one measured on a device would be), then deleted.
+    path = tmp_path / "device-b1.json"
+    path.write_text(json.dumps(api(served, "GET", f"/v1/latency-tables/{latency_table}",
+                                   params={"include_table": "true"}).json()["table"]))
+    go(page, served, "/latency-tables")
+    form = page.locator("form[data-form=latency-upload]")
+    form.locator("input[type=file]").set_input_files(str(path))
+    form.locator("input[name=name]").fill("my device b1")
+    form.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("heading", name="my device b1")).to_be_visible()
+    expect(page.locator(".facts")).to_contain_text("uploaded")
+    go(page, served, "/latency-tables")
+    expect(page.locator("table tbody tr")).to_have_count(2)
+    screenshot(page, "latency-tables")
+    page.locator("table a", has_text="my device b1").click()
+    accept_next_dialog(page)
+    page.locator("[data-action=delete]").click()
+    expect(page).to_have_url(re.compile(r"#/latency-tables$"))
+    expect(page.locator("table tbody tr")).to_have_count(1)
+
+
+def test_a_search_under_a_latency_budget_plots_latency(page, served: Served, zoo: str, latency_table: str) -> None:
+    row = api(served, "GET", f"/v1/latency-tables/{latency_table}").json()
+    budget = round((row["fastest_ms"] + row["largest_ms"]) / 2, 2)
+    go(page, served, f"/latency-tables/{latency_table}")
+    page.get_by_role("link", name="Search under a latency budget").click()
+    form = page.locator("form[data-form=search]")
+    expect(form.locator("select[name=latency_table_id]")).to_have_value(latency_table)
+    expect(form).to_contain_text("Fastest achievable")
+    form.locator("input[name=max_latency_ms]").fill(str(budget))
+    form.locator("input[name=population]").fill("6")
+    form.locator("input[name=generations]").fill("1")
+    form.get_by_role("button", name="Start search").click()
+    expect(page).to_have_url(re.compile(r"#/searches/srch_\w+$"))
+    plot = page.locator("svg.pareto")
+    expect(plot).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    expect(plot.locator(".axis-label").first).to_have_text("predicted latency (ms)")
+    expect(plot.locator(".budget-label")).to_have_text(f"budget {ms_text(budget)}")
+    expect(page.locator(".segmented [data-axis=latency_ms]")).to_have_attribute("aria-pressed", "true")
+    search = api(served, "GET", f"/v1/searches/{page.url.rsplit('/', 1)[1]}").json()
+    assert search["pareto_cost"] == "latency_ms" and all(c["latency_ms"] <= budget for c in search["candidates"])
+    best = search["picks"][0]
+    page.locator(f"svg.pareto g.point.pick[data-arch='{best['arch_id']}']").hover()
+    expect(page.locator(".tooltip")).to_contain_text(f"latency: {ms_text(best['latency_ms'])}")
+    expect(page.locator(".facts")).to_contain_text(f"≤ {ms_text(budget)}")
+    screenshot(page, "search-latency")
+    page.locator(".segmented [data-axis=macs]").click()  # the same candidates against MACs
+    expect(plot.locator(".axis-label").first).to_have_text("MACs per image")
+
+
+def test_the_builder_predicts_latency_with_a_table(page, served: Served, zoo: str, latency_table: str) -> None:
+    go(page, served, f"/builder?zoo={zoo}")
+    page.get_by_label("Latency table").select_option(latency_table)
+    predicted = page.locator("[data-stat=latency]")
+    expect(predicted).to_have_text(re.compile(r"^\d+\.\d\d? ms$"))
+    before = predicted.text_content()
+    page.locator(".stage[data-stage='4'] .segmented button", has_text="3").click()  # a deeper last stage is slower
+    expect(predicted).not_to_have_text(before)
+    page.get_by_role("button", name="Score").click()  # the server's prediction agrees with the page's
+    expect(page.locator("[data-stat=scored-latency]")).to_have_text(predicted.text_content(), timeout=JOB_TIMEOUT_MS)
+    assert "latency=" in page.url
+    screenshot(page, "builder-latency")
+
+
+def test_a_cancelled_zoo_build_resumes(page, served: Served, dataset: str) -> None:
+    """A build cancelled while it trains leaves its zoo failed; Resume build starts a new build job."""
+    go(page, served, f"/zoos?dataset={dataset}")
+    form = page.locator("form[data-form=zoo]")
+    form.locator("input[name='ref.epochs']").fill("20")
+    form.get_by_role("button", name="Create zoo").click()
+    expect(page).to_have_url(re.compile(r"#/zoos/zoo_\w+$"))
+    panel = page.locator(".job-panel")
+    first_job = panel.get_attribute("data-job")
+    expect(panel.locator(".badge")).to_have_text("running", timeout=JOB_TIMEOUT_MS)
+    panel.get_by_role("button", name="Cancel").click()
+    expect(panel.locator(".badge")).to_have_text("cancelled", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator(".page-header .badge")).to_have_text("failed")
+    resume = page.get_by_role("button", name="Resume build")
+    expect(resume).to_be_visible()
+    screenshot(page, "zoo-resume")
+    resume.click()
+    expect(page.locator(".page-header .badge")).to_have_text("building")
+    expect(panel).not_to_have_attribute("data-job", first_job)
+    expect(panel.locator(".badge")).to_have_text("running", timeout=JOB_TIMEOUT_MS)
+    panel.get_by_role("button", name="Cancel").click()  # no need to train it to the end here
+    expect(page.locator(".page-header .badge")).to_have_text("failed", timeout=JOB_TIMEOUT_MS)
+
+
+def test_keys_are_shown_once_and_revoking_the_tabs_own_key_signs_it_out(browser, page, served: Served,
+                                                                        scenario: Scenario) -> None:
+    go(page, served, "/keys")
+    rows = page.locator("tr.key-row")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("this tab")
+    form = page.locator("form[data-form=key]")
+    form.locator("input[name=name]").fill("second tab")
+    form.get_by_role("button", name="Create key").click()
+    shown = page.get_by_label("The new API key")
+    expect(shown).to_have_value(re.compile(r"^bz_"))
+    key = shown.input_value()
+    expect(rows).to_have_count(2)
+    screenshot(page, "keys", mask=[shown])
+
+    # Another tab signs in with the new key and revokes it: that tab is signed out, with a message.
+    context = offline_context(browser, served, scenario.blocked)
+    other = context.new_page()
+    errors: list[str] = []
+    other.on("pageerror", lambda error: errors.append(str(error)))
+    other.goto(f"{served.url}/ui/#/keys")
+    other.fill("#api-key", key)
+    other.get_by_role("button", name="Sign in").click()
+    own = other.locator("tr.key-row", has_text="this tab")
+    expect(own).to_contain_text("second tab")
+    accept_next_dialog(other)
+    own.get_by_role("button", name="Revoke").click()
+    expect(other.locator("#api-key")).to_be_visible()
+    expect(other.locator("#flash")).to_contain_text("You revoked the key this tab used")
+    assert other.evaluate("sessionStorage.getItem('blockzoo.apiKey')") is None
+    context.close()
+    assert not errors, errors
+    assert httpx.get(f"{served.url}/v1/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+    page.reload()  # this tab's own key still works; the list shows the other one revoked
+    expect(page.locator("tr.key-row.revoked")).to_contain_text("second tab")
 
 
 # Swagger UI and ReDoc render a large spec in the browser: slow on 2 loaded cores.

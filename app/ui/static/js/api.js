@@ -64,6 +64,78 @@ export const get = async (path, options) => (await request("GET", path, undefine
 export const post = async (path, body) => (await request("POST", path, body ?? {})).body;
 export const del = async (path) => (await request("DELETE", path)).body;
 
+/** POST a file as the raw request body (e.g. a latency table's JSON), with its content type. */
+export async function postFile(path, file, type = "application/octet-stream") {
+  let response;
+  try {
+    response = await fetch(path, { method: "POST", headers: headers({ "Content-Type": type }), body: file });
+  } catch {
+    throw new ApiError(0, "network", NETWORK_MESSAGE);
+  }
+  const data = await parse(response).catch(() => null);
+  if (!response.ok) {
+    const error = errorFrom(response.status, data, response.statusText);
+    signalUnauthorized(error);
+    throw error;
+  }
+  return data;
+}
+
+/**
+ * Reads a server-sent event stream with fetch, so that the key goes in the Authorization header
+ * (EventSource cannot send one, and the key never goes into a URL). Calls onEvent(name, data) for
+ * every event; comments (heartbeats) are skipped. Resolves when the server closes the stream (or
+ * `signal` aborts it); rejects with an ApiError when it cannot be opened or breaks off.
+ */
+export async function streamEvents(path, onEvent, signal) {
+  let response;
+  try {
+    response = await fetch(path, { headers: headers({ Accept: "text/event-stream" }), cache: "no-store", signal });
+  } catch {
+    if (signal?.aborted) return;
+    throw new ApiError(0, "network", NETWORK_MESSAGE);
+  }
+  if (!response.ok) {
+    const error = errorFrom(response.status, await parse(response).catch(() => null), response.statusText);
+    signalUnauthorized(error);
+    throw error;
+  }
+  if (!response.body || !(response.headers.get("content-type") || "").startsWith("text/event-stream")) {
+    throw new ApiError(response.status, "not_a_stream", "The server did not answer with an event stream.");
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "", name = "", data = [];
+  const line = (text) => {
+    if (text === "") { // a blank line ends an event
+      if (data.length) onEvent(name || "message", data.join("\n"));
+      name = ""; data = [];
+      return;
+    }
+    if (text.startsWith(":")) return; // a comment: the server's heartbeat
+    const colon = text.indexOf(":");
+    const field = colon < 0 ? text : text.slice(0, colon);
+    const value = colon < 0 ? "" : text.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") name = value;
+    else if (field === "data") data.push(value);
+  };
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        line(buffer.slice(0, end).replace(/\r$/, ""));
+        buffer = buffer.slice(end + 1);
+      }
+    }
+  } catch {
+    if (signal?.aborted) return;
+    throw new ApiError(0, "network", "The event stream broke off.");
+  }
+}
+
 /** Multipart upload through XMLHttpRequest, whose upload events give a progress bar. */
 export function upload(path, form, onProgress) {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 // Hand-written SVG charts: class counts (bars), a training curve (line) and the search's Pareto plot.
 
-import { compact, int, pct } from "./format.js";
+import { compact, int, ms, pct } from "./format.js";
 import { clear, h, s } from "./dom.js";
 
 /** About `count` round tick values covering [lo, hi]. */
@@ -90,14 +90,17 @@ const STAR = "M0,-8 L2.4,-2.6 8,-2.5 3.8,1.3 5,7.5 0,4.2 -5,7.5 -3.8,1.3 -8,-2.5
 /**
  * The search's plot: every evaluated candidate (grey), the Pareto front (blue steps), the picks
  * (red stars, numbered), the budget (dashed). Hover or focus a point for its numbers; click it
- * (or press Enter) to open it. `cost` is "macs" or "params".
+ * (or press Enter) to open it. `cost` is "macs", "params" or "latency_ms" (the predicted latency
+ * of a search with a latency table).
  */
 export function paretoPlot({ candidates, picks, budget, cost, metric, onSelect, narrow = false }) {
   // A narrow screen gets a narrower drawing rather than the wide one scaled down to unreadable text.
   const [W, H] = narrow ? [400, 340] : [760, 420];
   const box = [64, 16, W - 16, H - 50];
-  const costLabel = cost === "macs" ? "MACs per image" : "parameters";
-  const limit = cost === "macs" ? budget.max_macs : budget.max_params;
+  const costLabel = { macs: "MACs per image", params: "parameters", latency_ms: "predicted latency (ms)" }[cost];
+  const limit = { macs: budget.max_macs, params: budget.max_params, latency_ms: budget.max_latency_ms }[cost];
+  const costText = cost === "latency_ms" ? ms : int;
+  const tickText = cost === "latency_ms" ? (v) => String(v) : compact;
   const scored = candidates.filter((p) => p.score !== null && p.score !== undefined);
   const front = paretoFront(scored, cost);
   const frontIds = new Set(front.map((p) => p.arch_id));
@@ -114,10 +117,11 @@ export function paretoPlot({ candidates, picks, budget, cost, metric, onSelect, 
 
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart pareto", role: "group",
     "aria-label": `Score against ${costLabel}: ${scored.length} candidates, ${front.length} on the Pareto front, ${picks.length} picks` });
-  axes(svg, { x, y, xTicks, yTicks, box, xFormat: compact, yFormat: (v) => pct(v, 0), xLabel: costLabel, yLabel: metric.replaceAll("_", " ") });
+  axes(svg, { x, y, xTicks, yTicks, box, xFormat: tickText, yFormat: (v) => pct(v, 0), xLabel: costLabel, yLabel: metric.replaceAll("_", " ") });
   if (limit) {
     svg.append(s("line", { x1: x(limit), x2: x(limit), y1: box[1], y2: box[3], class: "budget" }),
-      s("text", { x: x(limit) - 5, y: box[3] - 6, class: "budget-label", "text-anchor": "end" }, `budget ${compact(limit)}`));
+      s("text", { x: x(limit) - 5, y: box[3] - 6, class: "budget-label", "text-anchor": "end" },
+        `budget ${cost === "latency_ms" ? ms(limit) : compact(limit)}`));
   }
   if (front.length) {
     // Steps: a front point's score holds until the next, costlier point improves it.
@@ -135,6 +139,7 @@ export function paretoPlot({ candidates, picks, budget, cost, metric, onSelect, 
       h("div", {}, `${metric.replaceAll("_", " ")}: ${pct(point.score)}`),
       h("div", {}, `MACs: ${int(point.macs)}`),
       h("div", {}, `params: ${int(point.params)}`),
+      point.latency_ms !== null && point.latency_ms !== undefined ? h("div", {}, `latency: ${ms(point.latency_ms)}`) : null,
       rank ? h("div", { class: "tooltip-tag" }, `pick #${rank}`) : frontIds.has(point.arch_id) ? h("div", { class: "tooltip-tag" }, "on the Pareto front") : null,
       h("div", { class: "hint" }, "click to open in the builder"));
     tooltip.hidden = false;
@@ -154,7 +159,7 @@ export function paretoPlot({ candidates, picks, budget, cost, metric, onSelect, 
     const mark = rank ? s("path", { d: STAR, transform: `translate(${cx} ${cy})`, class: "mark" })
       : s("circle", { cx, cy, r: kind === "front" ? 4.5 : 3.5, class: "mark" });
     const group = s("g", { class: `point ${kind}`, tabindex: 0, role: "button", "data-arch": point.arch_id,
-      "aria-label": `${point.arch_id}, score ${pct(point.score)}, ${int(point[cost])} ${costLabel}` },
+      "aria-label": `${point.arch_id}, score ${pct(point.score)}, ${costText(point[cost])} ${cost === "latency_ms" ? "predicted latency" : costLabel}` },
     s("circle", { cx, cy, r: 10, class: "hit" }), mark,
     rank ? s("text", { x: cx + 9, y: cy - 7, class: "rank" }, String(rank)) : null);
     group.addEventListener("mouseenter", () => show(point, mark));

@@ -44,3 +44,17 @@ export function duration(startIso, endIso) {
 }
 
 export const metricName = (m) => m.replaceAll("_", " ");
+
+/** 41.5 -> "about 42 s left", 600 -> "about 10 min left" (a job's eta_s). */
+export function eta(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  if (seconds < 60) return `about ${Math.max(1, Math.round(seconds))} s left`;
+  if (seconds < 3600) return `about ${Math.round(seconds / 60)} min left`;
+  return `about ${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min left`;
+}
+
+/** Milliseconds of predicted latency: 2.4187 -> "2.42 ms". */
+export const ms = (x) => (x === null || x === undefined ? "–" : `${Number(x).toFixed(x < 10 ? 2 : 1)} ms`);
+
+/** A correlation: -0.4 -> "−0.40", 0.25 -> "+0.25". */
+export const rho = (x) => (x === null || x === undefined || Number.isNaN(x) ? "–" : `${x < 0 ? "−" : "+"}${Math.abs(x).toFixed(2)}`);

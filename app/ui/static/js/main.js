@@ -10,6 +10,9 @@ import { builderView } from "./views/builder.js";
 import { searchView, searchesView } from "./views/searches.js";
 import { finetuneView, finetunesView } from "./views/finetunes.js";
 import { jobView, jobsView } from "./views/jobs.js";
+import { validationView, validationsView } from "./views/validations.js";
+import { latencyTableView, latencyTablesView } from "./views/latency.js";
+import { keysView } from "./views/keys.js";
 
 const ROUTES = [
   [/^\/datasets$/, datasetsView, "datasets"],
@@ -19,10 +22,15 @@ const ROUTES = [
   [/^\/builder$/, builderView, "builder"],
   [/^\/searches$/, searchesView, "searches"],
   [/^\/searches\/([\w-]+)$/, searchView, "searches"],
+  [/^\/validations$/, validationsView, "validations"],
+  [/^\/validations\/([\w-]+)$/, validationView, "validations"],
+  [/^\/latency-tables$/, latencyTablesView, "latency"],
+  [/^\/latency-tables\/([\w-]+)$/, latencyTableView, "latency"],
   [/^\/finetunes$/, finetunesView, "finetunes"],
   [/^\/finetunes\/([\w-]+)$/, finetuneView, "finetunes"],
   [/^\/jobs$/, jobsView, "jobs"],
   [/^\/jobs\/([\w-]+)$/, jobView, "jobs"],
+  [/^\/keys$/, keysView, "keys"],
 ];
 
 const main = document.getElementById("view");
@@ -96,9 +104,14 @@ signOutButton.addEventListener("click", () => {
   render();
 });
 
-window.addEventListener("blockzoo:unauthorized", () => {
+function signOut(message) {
+  if (!session.key()) return; // signed out already (several requests can hear the same 401)
   session.signOut();
-  render().then(() => flash("Your API key was not accepted any more; sign in again."));
-});
+  render().then(() => flash(message));
+}
+
+window.addEventListener("blockzoo:unauthorized", () => signOut("Your API key was not accepted any more; sign in again."));
+window.addEventListener("blockzoo:signout", (event) => signOut(event.detail.message));
+window.addEventListener("blockzoo:refresh", () => render());
 window.addEventListener("hashchange", render);
 render();

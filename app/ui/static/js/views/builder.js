@@ -2,8 +2,9 @@
 
 import { get, post, request } from "../api.js";
 import { actionButton, clear, field, h, select } from "../dom.js";
-import { int, metricName, num, pct } from "../format.js";
+import { int, metricName, ms, num, pct } from "../format.js";
 import { card, empty, errorBox, jobPanel, loading, pageHeader, table } from "../ui.js";
+import { tableLabel, tablesFor } from "./latency.js";
 
 const EXTRA_METRICS = ["kd_loss", "heldout_accuracy", "synflow", "naswot", "gradnorm", "snip", "fisher", "l2norm"];
 const COMPARE_KEY = "blockzoo.compare";
@@ -15,6 +16,16 @@ export function parseArchId(id) {
   const depths = [...match[1]].map((c) => parseInt(c, 36));
   const expand = match[2].split(".").map((part) => [...part].map((c) => parseInt(c, 36)));
   return expand.length === depths.length ? { depths, expand } : null;
+}
+
+/**
+ * The latency a table predicts for `arch`, as the server does (blockzoo.latency.LatencyTable.predict):
+ * prefix + head + one block per stage (keyed by its block code), times the table's scale.
+ */
+export function predictLatency(t, arch) {
+  let total = t.prefix_ms + t.head_ms;
+  arch.expand.forEach((expand, m) => { total += t.blocks[`s${m + 1}`][expand.map((v) => v.toString(36)).join("")]; });
+  return t.scale * total;
 }
 
 export const archId = (arch) => `d${arch.depths.map((d) => d.toString(36)).join("")}-e${arch.expand.map((e) => e.map((v) => v.toString(36)).join("")).join(".")}`;
@@ -40,6 +51,11 @@ export async function builderView(ctx) {
   const zoo = zoos.find((z) => z.id === ctx.query.get("zoo")) || zoos[0];
   let space = null;
   try { space = await get(`/v1/spaces/${encodeURIComponent(zoo.space_name)}`); } catch { /* a custom space: ids only */ }
+  const tables = tablesFor((await get("/v1/latency-tables?limit=200").catch(() => ({ items: [] }))).items, zoo);
+  let latencyTable = null; // the chosen table with its entries (include_table), for the live prediction
+  const tablePicker = select("latency_table", [["", tables.length ? "none" : "none fits this zoo"], ...tables.map((t) => [t.id, tableLabel(t)])],
+    ctx.query.get("latency") || "");
+  tablePicker.setAttribute("aria-label", "Latency table");
 
   let arch = parseArchId(ctx.query.get("arch") || "") || (space ? structuredClone(space.smallest.config) : null);
   let compared = loadCompared(zoo.id);
@@ -63,7 +79,9 @@ export async function builderView(ctx) {
         if (seq !== costSeq) return;
         const item = body.items[0];
         clear(costBox, h("div", { class: "stat" }, h("span", { class: "stat-label" }, "MACs"), h("span", { class: "stat-value", "data-stat": "macs" }, int(item.macs))),
-          h("div", { class: "stat" }, h("span", { class: "stat-label" }, "Params"), h("span", { class: "stat-value", "data-stat": "params" }, int(item.params))));
+          h("div", { class: "stat" }, h("span", { class: "stat-label" }, "Params"), h("span", { class: "stat-value", "data-stat": "params" }, int(item.params))),
+          latencyTable ? h("div", { class: "stat", title: `predicted by ${latencyTable.name} (${latencyTable.device})` },
+            h("span", { class: "stat-label" }, "Latency"), h("span", { class: "stat-value", "data-stat": "latency" }, ms(predictLatency(latencyTable.table, arch)))) : null);
       } catch (error) {
         if (seq === costSeq) clear(costBox, errorBox(error));
       }
@@ -78,8 +96,21 @@ export async function builderView(ctx) {
     if (scored) showScore(scored); else clear(scoreBox);
     drawStages();
     updateCost();
-    history.replaceState(null, "", `#/builder?zoo=${zoo.id}&arch=${archId(arch)}`);
+    history.replaceState(null, "", `#/builder?zoo=${zoo.id}&arch=${archId(arch)}${tablePicker.value ? `&latency=${tablePicker.value}` : ""}`);
   }
+
+  async function chooseTable() {
+    const id = tablePicker.value;
+    try {
+      latencyTable = id ? await get(`/v1/latency-tables/${id}?include_table=true`) : null;
+    } catch (error) {
+      latencyTable = null;
+      clear(costBox, errorBox(error));
+      return;
+    }
+    if (arch) setArch(arch);
+  }
+  tablePicker.addEventListener("change", chooseTable);
 
   function drawStages() {
     if (!space) { clear(stages, h("p", { class: "hint" }, "This zoo's space is custom: paste architecture ids below.")); return; }
@@ -131,6 +162,7 @@ export async function builderView(ctx) {
       ["Proxy accuracy", (c) => h("span", { class: c.proxy_accuracy === best ? "best" : null }, pct(c.proxy_accuracy)), "num"],
       ["MACs", (c) => int(c.macs), "num"],
       ["Params", (c) => int(c.params), "num"],
+      ...(compared.some((c) => c.latency_ms !== null && c.latency_ms !== undefined) ? [["Latency", (c) => ms(c.latency_ms), "num"]] : []),
       ...metrics.map((m) => [metricName(m), (c) => num(c.metrics?.[m]), "num"]),
       ["", (c) => h("button", { type: "button", class: "link", onclick: () => { compared = compared.filter((x) => x !== c); drawCompared(); } }, "remove")],
     ], compared));
@@ -145,6 +177,8 @@ export async function builderView(ctx) {
   function showScore(item) {
     clear(scoreBox, h("div", { class: "score-result", "data-arch": item.arch_id },
       h("div", { class: "stat" }, h("span", { class: "stat-label" }, "Proxy accuracy"), h("span", { class: "stat-value", "data-stat": "proxy" }, pct(item.proxy_accuracy))),
+      item.latency_ms !== null && item.latency_ms !== undefined
+        ? h("div", { class: "stat" }, h("span", { class: "stat-label" }, "Latency"), h("span", { class: "stat-value", "data-stat": "scored-latency" }, ms(item.latency_ms))) : null,
       Object.entries(item.metrics || {}).map(([m, v]) => h("div", { class: "stat" }, h("span", { class: "stat-label" }, metricName(m)), h("span", { class: "stat-value" }, num(v))))));
   }
 
@@ -152,7 +186,8 @@ export async function builderView(ctx) {
     const metrics = metricBoxes.map((l) => l.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
     clear(scoreBox, loading("Scoring (missing blocks are distilled first)…"));
     try {
-      const { status, body } = await request("POST", `/v1/zoos/${zoo.id}/scores`, { architectures: [archId(arch)], metrics, wait: 20 });
+      const { status, body } = await request("POST", `/v1/zoos/${zoo.id}/scores`, { architectures: [archId(arch)], metrics, wait: 20,
+        ...(tablePicker.value ? { latency_table_id: tablePicker.value } : {}) });
       if (status === 200) return addResults(body.items);
       clear(scoreBox, jobPanel(ctx, body.job, { title: "Scoring", onFinish: (job) => {
         if (job.state === "succeeded") addResults(job.result.items);
@@ -165,6 +200,7 @@ export async function builderView(ctx) {
   const zooPicker = select("zoo", zoos.map((z) => [z.id, `${z.id} (${z.space_name})`]), zoo.id);
   zooPicker.addEventListener("change", () => { location.hash = `#/builder?zoo=${zooPicker.value}`; });
 
+  if (tablePicker.value) latencyTable = await get(`/v1/latency-tables/${tablePicker.value}?include_table=true`).catch(() => null);
   if (arch) setArch(arch); else drawStages();
   drawCompared();
   const presets = space ? h("div", { class: "row" },
@@ -182,10 +218,13 @@ export async function builderView(ctx) {
         field("Zoo", zooPicker),
         presets, stages),
       h("div", { class: "stack" },
-        card("Id and cost",
+        card("Id and cost", h("div", { class: "stack" },
           field("Architecture id", h("div", { class: "row" }, idInput, h("button", { type: "button", class: "secondary", onclick: loadId }, "Load")),
             "Paste an id (e.g. from a search) and press Load."),
-          idMessage, costBox),
+          idMessage,
+          field("Latency table", tablePicker, tables.length ? "Predicts the latency on the table's device, as you change the architecture."
+            : h("span", {}, "None fits this zoo's space and shapes: ", h("a", { href: `#/latency-tables?zoo=${zoo.id}` }, "measure or upload one"), ".")),
+          costBox)),
         card("Score", h("div", { class: "checks" }, metricBoxes), scoreButton, scoreBox))),
     card("Compare", compareBox));
 }

@@ -5,7 +5,8 @@ import { actionButton, clear, h, select } from "../dom.js";
 import { duration, when } from "../format.js";
 import { ACTIVE, badge, card, empty, flash, jobPanel, pageHeader, progressBar, table } from "../ui.js";
 
-const KINDS = [["", "all kinds"], ["build_zoo", "build zoo"], ["score", "score"], ["search", "search"], ["export", "export"], ["finetune", "fine-tune"]];
+const KINDS = [["", "all kinds"], ["build_zoo", "build zoo"], ["score", "score"], ["search", "search"], ["export", "export"], ["finetune", "fine-tune"],
+  ["measure_latency", "measure latency"], ["validation_train", "validation training"], ["validate", "validation report"]];
 
 function subject(job) {
   if (job.kind === "search" && job.result?.search_id) return h("a", { href: `#/searches/${job.result.search_id}` }, "search");

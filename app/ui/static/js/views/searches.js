@@ -3,40 +3,40 @@
 import { download, get, post } from "../api.js";
 import { paretoPlot } from "../charts.js";
 import { actionButton, clear, field, h, numberInput, select } from "../dom.js";
-import { int, pct, when } from "../format.js";
+import { int, ms, pct, when } from "../format.js";
 import { badge, card, definitionList, empty, errorBox, flash, formValues, jobPanel, pageHeader, table } from "../ui.js";
+import { tableLabel, tablesFor } from "./latency.js";
 
-const KNOWN_KEY = "blockzoo.searches"; // searches started in this tab, listed before their job has a result
-
-function remember(search) {
-  const known = JSON.parse(sessionStorage.getItem(KNOWN_KEY) || "{}");
-  known[search.id] = { id: search.id, zoo_id: search.zoo_id, created_at: search.created_at, job_id: search.job?.id };
-  sessionStorage.setItem(KNOWN_KEY, JSON.stringify(known));
-}
-
-/** Every search of this owner: GET /v1/searches where the server has it, else from the search jobs. */
-async function listSearches() {
-  try {
-    return (await get("/v1/searches?limit=200", { quiet: true })).items;
-  } catch (error) {
-    if (error.status === 401) throw error;
-  }
-  const jobs = (await get("/v1/jobs?kind=search&limit=200")).items;
-  const known = JSON.parse(sessionStorage.getItem(KNOWN_KEY) || "{}");
-  const byJob = new Map(Object.values(known).map((k) => [k.job_id, k]));
-  return jobs.map((job) => {
-    const id = job.result?.search_id || byJob.get(job.id)?.id;
-    return { id, job, zoo_id: job.zoo_id, state: job.state, created_at: job.created_at, best: job.result?.best };
-  });
-}
-
-function createForm(zoos, chosen) {
+function createForm(zoos, chosen, tables, chosenTable) {
   const message = h("div", { class: "form-message" });
+  const zooPicker = select("zoo_id", zoos.map((z) => [z.id, `${z.id} (${z.space_name})`]), chosen);
+  const tablePicker = h("select", { name: "latency_table_id" });
+  const latencyHint = h("small", { class: "hint" });
+  const latencyInput = numberInput("max_latency_ms", "", { min: 0.001, step: "any", placeholder: "no limit" });
+  function fillTables(selected) {
+    const zoo = zoos.find((z) => z.id === zooPicker.value);
+    const fitting = zoo ? tablesFor(tables, zoo) : [];
+    clear(tablePicker, h("option", { value: "" }, fitting.length ? "none" : "none fits this zoo"),
+      fitting.map((t) => h("option", { value: t.id, selected: t.id === selected }, tableLabel(t))));
+    describeTable();
+  }
+  function describeTable() {
+    const t = tables.find((x) => x.id === tablePicker.value);
+    latencyInput.disabled = !t;
+    clear(latencyHint, t ? `Fastest achievable: ${ms(t.fastest_ms)}; the largest architecture: ${ms(t.largest_ms)}.`
+      : h("span", {}, "Needs a latency table of the zoo's space and shapes: ", h("a", { href: "#/latency-tables" }, "latency tables"), "."));
+  }
+  zooPicker.addEventListener("change", () => fillTables(""));
+  tablePicker.addEventListener("change", describeTable);
+  fillTables(chosenTable);
   const form = h("form", { class: "stack", "data-form": "search" },
     h("div", { class: "grid-3" },
-      field("Zoo", select("zoo_id", zoos.map((z) => [z.id, `${z.id} (${z.space_name})`]), chosen)),
+      field("Zoo", zooPicker),
       field("Max MACs per image", numberInput("max_macs", "", { min: 1, placeholder: "no limit" })),
       field("Max params", numberInput("max_params", "", { min: 1, placeholder: "no limit" }))),
+    h("div", { class: "grid-3" },
+      field("Latency table", tablePicker),
+      h("label", { class: "field" }, h("span", { class: "field-label" }, "Max latency (ms)"), latencyInput, latencyHint)),
     h("div", { class: "grid-3" },
       field("Strategy", select("strategy", [["evolution", "evolution"], ["random", "random"]], "evolution")),
       field("Population", numberInput("population", 8, { min: 2 })),
@@ -48,13 +48,13 @@ function createForm(zoos, chosen) {
     h("button", { type: "submit", class: "primary" }, "Start search"), message);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const { zoo_id, max_macs, max_params, ...rest } = formValues(form);
+    const { zoo_id, max_macs, max_params, max_latency_ms, latency_table_id, ...rest } = formValues(form);
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     clear(message);
     try {
-      const search = await post(`/v1/zoos/${zoo_id}/searches`, { budget: { max_macs, max_params }, ...rest });
-      remember(search);
+      const search = await post(`/v1/zoos/${zoo_id}/searches`, { budget: { max_macs, max_params, max_latency_ms },
+        ...(latency_table_id ? { latency_table_id } : {}), ...rest });
       location.hash = `#/searches/${search.id}`;
     } catch (error) {
       clear(message, errorBox(error));
@@ -65,17 +65,24 @@ function createForm(zoos, chosen) {
   return form;
 }
 
+function budgetText(budget) {
+  return [budget.max_macs ? `≤ ${int(budget.max_macs)} MACs` : null, budget.max_params ? `≤ ${int(budget.max_params)} params` : null,
+    budget.max_latency_ms ? `≤ ${ms(budget.max_latency_ms)}` : null].filter(Boolean).join(", ") || "none";
+}
+
 export async function searchesView(ctx) {
-  const [zoos, searches] = await Promise.all([get("/v1/zoos?limit=200"), listSearches()]);
+  const [zoos, searches, tables] = await Promise.all([get("/v1/zoos?limit=200"), get("/v1/searches?limit=200").then((p) => p.items),
+    get("/v1/latency-tables?limit=200").catch(() => ({ items: [] }))]);
   const ready = zoos.items.filter((z) => z.state === "ready");
   const list = searches.length ? table([
-    ["Search", (s) => (s.id ? h("a", { href: `#/searches/${s.id}`, class: "mono" }, s.id) : h("a", { href: `#/jobs/${s.job.id}` }, "job ", s.job.id))],
+    ["Search", (s) => h("a", { href: `#/searches/${s.id}`, class: "mono" }, s.id)],
     ["State", (s) => badge(s.state)],
     ["Zoo", (s) => h("a", { href: `#/zoos/${s.zoo_id}`, class: "mono" }, s.zoo_id)],
-    ["Best", (s) => (s.best ? `${pct(s.best.score)} at ${int(s.best.macs)} MACs` : "–")],
+    ["Budget", (s) => budgetText(s.request.budget || {})],
+    ["Best", (s) => { const b = s.picks?.[0]; return b ? `${pct(b.score)} at ${b.latency_ms ? ms(b.latency_ms) : `${int(b.macs)} MACs`}` : "–"; }],
     ["Started", (s) => when(s.created_at)],
   ], searches) : empty("No searches yet.");
-  const create = ready.length ? createForm(ready, ctx.query.get("zoo") || ready[0].id)
+  const create = ready.length ? createForm(ready, ctx.query.get("zoo") || ready[0].id, tables.items, ctx.query.get("latency") || "")
     : empty("A search runs on a ready zoo; you have none yet.", h("a", { class: "button primary", href: "#/zoos" }, "Create a zoo"));
   return h("div", { class: "page" }, pageHeader("Searches"), card("Start a search", create), card("Your searches", list));
 }
@@ -121,6 +128,7 @@ function picksTable(ctx, search) {
     ["Score", (p) => pct(p.score), "num"],
     ["MACs", (p) => int(p.macs), "num"],
     ["Params", (p) => int(p.params), "num"],
+    ...(search.picks.some((p) => p.latency_ms !== null && p.latency_ms !== undefined) ? [["Latency", (p) => ms(p.latency_ms), "num"]] : []),
     ["", (p) => h("div", { class: "row" },
       actionButton("Download weights", () => downloadWeights(ctx, search.zoo_id, p.arch_id, detail),
         { class: "small secondary", "data-action": "download" }),
@@ -145,7 +153,9 @@ export async function searchView(ctx) {
     }
     const candidates = search.candidates?.length ? search.candidates
       : [...new Map([...(search.pareto || []), ...(search.picks || [])].map((p) => [p.arch_id, p])).values()];
-    let axis = budget.max_params && !budget.max_macs ? "params" : "macs";
+    const axes = [["macs", "MACs"], ["params", "params"]];
+    if (candidates.some((p) => p.latency_ms !== null && p.latency_ms !== undefined)) axes.push(["latency_ms", "latency"]);
+    let axis = budget.max_latency_ms && axes.length === 3 ? "latency_ms" : budget.max_params && !budget.max_macs ? "params" : "macs";
     const plotBox = h("div", {});
     const open = (point) => { location.hash = `#/builder?zoo=${search.zoo_id}&arch=${point.arch_id}`; };
     const narrow = window.matchMedia("(max-width: 760px)");
@@ -154,12 +164,12 @@ export async function searchView(ctx) {
     narrow.addEventListener("change", drawPlot);
     ctx.onLeave(() => narrow.removeEventListener("change", drawPlot));
     const toggle = h("div", { class: "segmented", role: "group", "aria-label": "Cost axis" },
-      ["macs", "params"].map((a) => h("button", { type: "button", class: a === axis ? "on" : null, "aria-pressed": String(a === axis),
-        onclick: (event) => {
+      axes.map(([a, label]) => h("button", { type: "button", class: a === axis ? "on" : null, "aria-pressed": String(a === axis),
+        "data-axis": a, onclick: (event) => {
           axis = a;
           toggle.querySelectorAll("button").forEach((b) => { b.classList.toggle("on", b === event.currentTarget); b.setAttribute("aria-pressed", String(b === event.currentTarget)); });
           drawPlot();
-        } }, a === "macs" ? "MACs" : "params")));
+        } }, label)));
     drawPlot();
     clear(results,
       card("Score against cost", h("div", { class: "row spread" }, h("p", { class: "hint" }, "Hover a point for its numbers; click it to open it in the builder."), toggle), plotBox),
@@ -172,7 +182,8 @@ export async function searchView(ctx) {
     clear(head, pageHeader(h("span", {}, "Search ", h("span", { class: "mono" }, search.id)), badge(search.state)));
     clear(facts, definitionList([
       ["Zoo", h("a", { href: `#/zoos/${search.zoo_id}`, class: "mono" }, search.zoo_id)],
-      ["Budget", [budget.max_macs ? `≤ ${int(budget.max_macs)} MACs` : null, budget.max_params ? `≤ ${int(budget.max_params)} params` : null].filter(Boolean).join(", ") || "none"],
+      ["Budget", budgetText(budget)],
+      search.request.latency_table_id ? ["Latency table", h("a", { href: `#/latency-tables/${search.request.latency_table_id}`, class: "mono" }, search.request.latency_table_id)] : null,
       ["Strategy", `${search.request.strategy}, population ${search.request.population}, ${search.request.generations} generation(s), seed ${search.request.seed}`],
       ["Evaluated", search.evaluated !== null && search.evaluated !== undefined ? int(search.evaluated) : "–"],
       ["Started", when(search.created_at)],

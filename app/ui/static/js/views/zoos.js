@@ -4,7 +4,7 @@ import { del, get, post } from "../api.js";
 import { lineChart } from "../charts.js";
 import { actionButton, clear, field, h, numberInput, select } from "../dom.js";
 import { int, pct, when } from "../format.js";
-import { badge, card, definitionList, empty, errorBox, flash, formValues, jobPanel, pageHeader, table } from "../ui.js";
+import { badge, card, definitionList, empty, errorBox, flash, formValues, jobPanel, pageHeader, refreshView, table } from "../ui.js";
 
 function recipeFrom(values, prefix) {
   const recipe = {};
@@ -113,9 +113,20 @@ export async function zooView(ctx) {
       ["Created", when(zoo.created_at)],
     ]));
     const ready = zoo.state === "ready";
+    // A failed build (also a cancelled one) resumes from what is on disk: the reference (or its
+    // checkpoint) and every distilled block are kept. Not for a zoo that never had its reference.
+    const resumable = zoo.state === "failed" && zoo.build_job_id;
     clear(actions,
       ready ? h("a", { class: "button primary", href: `#/builder?zoo=${zoo.id}` }, "Score architectures") : null,
       ready ? h("a", { class: "button", href: `#/searches?zoo=${zoo.id}` }, "Search under a budget") : null,
+      ready ? h("a", { class: "button", href: `#/validations?zoo=${zoo.id}` }, "Validate the scores") : null,
+      resumable ? actionButton("Resume build", async () => {
+        try {
+          await post(`/v1/zoos/${zoo.id}/resume`);
+          flash("Build resumed: what was trained and distilled before is kept.", "notice");
+          refreshView();
+        } catch (error) { flash(error.message); }
+      }, { class: "primary", "data-action": "resume" }) : null,
       actionButton("Delete", async () => {
         if (!window.confirm(`Delete zoo ${zoo.id} and its files?`)) return;
         try { await del(`/v1/zoos/${zoo.id}`); location.hash = "#/zoos"; } catch (error) { flash(error.message); }
