@@ -154,6 +154,23 @@ def start_celery_worker(env: dict[str, str], log_path: Path, via: str = "celery"
     return subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+
+def wait_until_healthy(url: str, proc: subprocess.Popen[bytes], log: Path | None = None,
+                       timeout_s: float = 120.0) -> httpx.Response:
+    """Poll ``url``/health until the server process answers 200; fail with its log if it exits or stalls."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            response = httpx.get(f"{url}/health", timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        output = log.read_text(errors="replace") if log else "(no log)"
+        assert proc.poll() is None, f"the server exited: {output}"
+        assert time.monotonic() < deadline, f"the server did not answer /health in {timeout_s} s: {output}"
+        time.sleep(0.2)
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     if proc.poll() is None:
         proc.terminate()

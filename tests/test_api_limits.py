@@ -23,7 +23,7 @@ from blockzoo.space import get_space, sample_architectures
 from infra.db.base import new_id
 from infra.db.models import Zoo
 from infra.settings import Settings
-from service_helpers import ROOT, LiveServer, assert_error, free_port, service_env, stop_process
+from service_helpers import ROOT, LiveServer, assert_error, free_port, service_env, stop_process, wait_until_healthy
 
 pytest_plugins = ["service_fixtures"]
 
@@ -319,14 +319,7 @@ def test_served_responses_carry_no_server_header(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
-                time.sleep(0.2)
+        r = wait_until_healthy(f"http://127.0.0.1:{port}", proc)
         assert "server" not in r.headers and r.headers["x-content-type-options"] == "nosniff"
     finally:
         stop_process(proc)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from service_helpers import ROOT, free_port, service_env, stop_process
+from service_helpers import ROOT, free_port, service_env, stop_process, wait_until_healthy
 
 
 @dataclass
@@ -69,16 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until_healthy(url, proc, log)
         lines = log.read_text().splitlines()
         key = next(line.strip() for line in lines if line.strip().startswith("bz_"))
         _use_the_api_without_jobs(url, key)

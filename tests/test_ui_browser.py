@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import pytest
-from service_helpers import ROOT, free_port, service_env, stop_process
+from service_helpers import ROOT, free_port, service_env, stop_process, wait_until_healthy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -82,16 +81,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until_healthy(url, proc, log)
         key = next(line.strip() for line in log.read_text().splitlines() if line.strip().startswith("bz_"))
         yield Served(url, key, log)
     finally:

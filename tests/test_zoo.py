@@ -8,8 +8,6 @@ import torch
 from blockzoo.distill import DistillRecipe, block_mse, distill_blocks
 from blockzoo.export import export_architecture, load_exported
 from blockzoo.proxy import score_architectures
-from blockzoo.remap import remap_block
-from blockzoo.space import get_space
 from blockzoo.zoo import BlockZoo
 
 from conftest import SMALL_RECIPE, block_files
