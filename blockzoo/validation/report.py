@@ -190,8 +190,9 @@ def verdict_sentences(primary_label: str, own: Mapping[str, Any], paired: Mappin
         sentences.append(f"{_join(groups['worse'])} rank{'s' if len(groups['worse']) == 1 else ''} better than it "
                          "(paired interval below 0).")
     if groups["undecided"]:
-        sentences.append(f"It cannot be told apart from {_join(groups['undecided'])} at this sample size "
-                         "(paired intervals cover 0).")
+        why = ("paired intervals cover 0" if all(s.get("spearman_ci") for s in paired.values())
+               else "paired intervals cover 0 or, with too few architectures, were not computed")
+        sentences.append(f"It cannot be told apart from {_join(groups['undecided'])} at this sample size ({why}).")
     return sentences
 
 

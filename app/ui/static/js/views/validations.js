@@ -91,7 +91,7 @@ const interval = (ci) => (ci ? `[${rho(ci[0])}, ${rho(ci[1])}]` : "–");
 /** What an interval allows saying: above 0, below 0, or it covers 0. */
 function reading(stats) {
   const ci = stats?.spearman_ci;
-  if (!ci) return "–";
+  if (!ci) return h("span", { class: "hint" }, "too few to tell (no interval)");
   if (ci[0] > 0) return h("span", { class: "good" }, "better than chance");
   if (ci[1] < 0) return h("span", { class: "bad" }, "reversed");
   return h("span", { class: "hint" }, "cannot tell from chance");
