@@ -112,6 +112,8 @@ def main() -> None:
     lines = [
         "# Demo core steps: default threads vs 1 vs torch's default",
         "",
+        "Command: `" + " ".join(["python -m bench.demo_threads", *sys.argv[1:]]) + "`",
+        "",
         f"Machine: {report['machine']['cpu']}, {cores} cores available; load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. Settings: {report['settings']}.",
         "",

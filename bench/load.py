@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# Load: {args.clients} clients for {args.seconds:g} s while a zoo builds (loopback)", "",
+        "Command: `" + " ".join(["python -m bench.load", *(argv if argv is not None else sys.argv[1:])]) + "`", "",
         f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores (client and server share them). "
         f"Server: {report['server']}. Machine load (1-min average, other work included): {load_before:.1f} "
         f"before the window, {load_after:.1f} after.", "",
