@@ -347,6 +347,10 @@ def test_the_pareto_plot_explains_a_point_on_hover_and_opens_it(page, served: Se
     expect(tooltip).to_contain_text("pick #1")
     screenshot(page, "search")
     page.set_viewport_size(PHONE)
+    for link in page.locator("#nav a").all():  # every page reachable without a hidden sideways scroll
+        box = link.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], link.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     screenshot(page, "search-phone")
     page.set_viewport_size(DESKTOP)
     go(page, served, "/searches")
